@@ -1,0 +1,31 @@
+/**
+ * The registry's public shapes: an immutable, versioned view of every resource from every source,
+ * with the indexes the push context needs. A change produces a new {@link MeshSnapshot} and a
+ * {@link ChangeEvent}; consumers never mutate a snapshot.
+ */
+import type { MeshResource, PeerAuthentication, ServiceEntry, Sidecar, WorkloadEntry } from '../resources/types.js';
+
+/** An immutable, indexed snapshot of the mesh. */
+export interface MeshSnapshot {
+  /** Increases by one with every published change. */
+  readonly version: number;
+  readonly resources: readonly MeshResource[];
+  readonly workloadEntries: readonly WorkloadEntry[];
+  readonly serviceEntries: readonly ServiceEntry[];
+  readonly sidecars: readonly Sidecar[];
+  readonly peerAuthentications: readonly PeerAuthentication[];
+  /** ServiceEntry by each of its hosts. */
+  readonly servicesByHost: ReadonlyMap<string, ServiceEntry>;
+  /** WorkloadEntry by `namespace/name`. */
+  readonly workloadsByName: ReadonlyMap<string, WorkloadEntry>;
+  /** WorkloadEntries by address. */
+  readonly workloadsByAddress: ReadonlyMap<string, readonly WorkloadEntry[]>;
+}
+
+/** What changed between two snapshots, by resource key `Kind/namespace/name`. */
+export interface ChangeEvent {
+  readonly from: number;
+  readonly to: number;
+  readonly changedKeys: ReadonlySet<string>;
+  readonly changedKinds: ReadonlySet<string>;
+}

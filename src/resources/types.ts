@@ -1,0 +1,149 @@
+/**
+ * The resource shapes Skiff accepts: Istio's networking and security kinds and the Gateway API
+ * kinds, as TypeScript types of their `spec` (field names exactly as in Istio's API reference,
+ * https://istio.io/latest/docs/reference/config/). Every source (files, Consul, the API store)
+ * yields these objects; nothing downstream knows where a resource came from.
+ *
+ * The zod schemas in `schemas.ts` validate input into these shapes.
+ */
+
+/** Kubernetes-style object metadata. `namespace` is always set after parsing (default `default`). */
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  /** Store-assigned version for optimistic concurrency (API store only). */
+  resourceVersion?: string;
+  /** RFC 3339; used for "oldest wins" precedence (PeerAuthentication). */
+  creationTimestamp?: string;
+}
+
+/** Where a resource came from, for error messages and the API's merged views. */
+export interface ResourceOrigin {
+  source: 'file' | 'api' | 'consul' | 'auto-registration';
+  /** File path (file source) or other locator. */
+  file?: string;
+  /** 1-based line of the document start in `file`. */
+  line?: number;
+}
+
+/** A parsed resource of kind `K` with spec `S`. */
+export interface Resource<K extends string, S> {
+  apiVersion: string;
+  kind: K;
+  metadata: ObjectMeta;
+  spec: S;
+  /** Not part of the wire shape: filled in by the source. */
+  origin?: ResourceOrigin;
+}
+
+/** `workloadSelector` of ServiceEntry and Sidecar. */
+export interface WorkloadSelector {
+  labels?: Record<string, string>;
+}
+
+/** `selector` of PeerAuthentication and AuthorizationPolicy (istio.type.v1beta1.WorkloadSelector). */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+}
+
+/** networking.istio.io WorkloadEntry spec. */
+export interface WorkloadEntrySpec {
+  /** IPv4/IPv6 address (or a hostname; Skiff requires an IP for mesh workloads). */
+  address?: string;
+  /** Port name (of the ServiceEntry port) → port number on this workload. */
+  ports?: Record<string, number>;
+  labels?: Record<string, string>;
+  network?: string;
+  /** `region/zone/subzone`. */
+  locality?: string;
+  /** Load balancing weight, 0 = unset. */
+  weight?: number;
+  /** Defaults to `default` when unset. */
+  serviceAccount?: string;
+}
+
+/** networking.istio.io ServicePort. */
+export interface ServicePort {
+  number: number;
+  /** HTTP | HTTPS | GRPC | HTTP2 | MONGO | TCP | TLS; case-insensitive in Istio. */
+  protocol?: string;
+  name: string;
+  targetPort?: number;
+}
+
+/** networking.istio.io ServiceEntry spec. */
+export interface ServiceEntrySpec {
+  hosts: string[];
+  addresses?: string[];
+  ports?: ServicePort[];
+  location?: 'MESH_EXTERNAL' | 'MESH_INTERNAL';
+  resolution?: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
+  endpoints?: WorkloadEntrySpec[];
+  workloadSelector?: WorkloadSelector;
+  exportTo?: string[];
+  subjectAltNames?: string[];
+}
+
+/** networking.istio.io SidecarPort (Sidecar ingress/egress `port`). */
+export interface SidecarPort {
+  number: number;
+  protocol?: string;
+  name?: string;
+  targetPort?: number;
+}
+
+/** Sidecar `ingress[]` entry (IstioIngressListener). */
+export interface IstioIngressListener {
+  port: SidecarPort;
+  bind?: string;
+  captureMode?: 'DEFAULT' | 'IPTABLES' | 'NONE';
+  /** `127.0.0.1:PORT`, `0.0.0.0:PORT` or `unix://path`. */
+  defaultEndpoint?: string;
+}
+
+/** Sidecar `egress[]` entry (IstioEgressListener). */
+export interface IstioEgressListener {
+  port?: SidecarPort;
+  bind?: string;
+  captureMode?: 'DEFAULT' | 'IPTABLES' | 'NONE';
+  /** `namespace/dnsName` entries; `*` and `.` (own namespace) and `~` (none) allowed. */
+  hosts: string[];
+}
+
+/** networking.istio.io Sidecar spec. */
+export interface SidecarSpec {
+  workloadSelector?: WorkloadSelector;
+  ingress?: IstioIngressListener[];
+  egress?: IstioEgressListener[];
+  outboundTrafficPolicy?: { mode?: 'REGISTRY_ONLY' | 'ALLOW_ANY' };
+}
+
+/** PeerAuthentication mTLS mode. */
+export type MtlsMode = 'UNSET' | 'DISABLE' | 'PERMISSIVE' | 'STRICT';
+
+/** security.istio.io PeerAuthentication spec. */
+export interface PeerAuthenticationSpec {
+  selector?: LabelSelector;
+  mtls?: { mode?: MtlsMode };
+  /** Port number (as a string key, like Istio's map<uint32, MutualTLS>) → mode. */
+  portLevelMtls?: Record<string, { mode?: MtlsMode }>;
+}
+
+export type WorkloadEntry = Resource<'WorkloadEntry', WorkloadEntrySpec>;
+export type ServiceEntry = Resource<'ServiceEntry', ServiceEntrySpec>;
+export type Sidecar = Resource<'Sidecar', SidecarSpec>;
+export type PeerAuthentication = Resource<'PeerAuthentication', PeerAuthenticationSpec>;
+
+/** Every kind the registry holds (later issues add more). */
+export type MeshResource = WorkloadEntry | ServiceEntry | Sidecar | PeerAuthentication;
+export type MeshKind = MeshResource['kind'];
+
+/** The root namespace: policies there apply mesh-wide (DESIGN.md §3). */
+export const ROOT_NAMESPACE = 'skiff-system';
+
+/** A stable key for a resource: `Kind/namespace/name`. */
+export function resourceKey(r: { kind: string; metadata: { namespace: string; name: string } }): string {
+  return `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
+}

@@ -1,0 +1,215 @@
+/**
+ * Loads the protobuf definitions Skiff speaks: Envoy's v3 API (from the proto set that
+ * `@grpc/grpc-js-xds` ships, with its xds, googleapis and validate dependencies) and Skiff's own
+ * `.proto` files for Istio's protocols (this folder).
+ *
+ * protobufjs silently drops unknown keys in `fromObject`, so every resource Skiff builds goes
+ * through {@link encodeStrict}, which first checks every key against the message descriptor
+ * (recursing into nested messages and `Any` payloads) and throws {@link UnknownFieldError} on a
+ * misspelt field. A typo is therefore a test failure, never a silently missing setting.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+
+const require = createRequire(import.meta.url);
+
+/** Type URLs of the xDS resource types Skiff serves (Envoy's `envoy.config.*.v3` messages). */
+export const TypeUrl = {
+  Listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
+  RouteConfiguration: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+  Cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+  ClusterLoadAssignment: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+  Secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
+  Address: 'type.googleapis.com/istio.workload.Address',
+  Authorization: 'type.googleapis.com/istio.security.Authorization',
+} as const;
+export type TypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];
+
+/** Envoy proto files loaded; everything they import is resolved from the include dirs. */
+const ENVOY_FILES = [
+  'envoy/service/discovery/v3/ads.proto',
+  'envoy/service/secret/v3/sds.proto',
+  'envoy/config/listener/v3/listener.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+  'envoy/config/route/v3/route.proto',
+  'envoy/config/endpoint/v3/endpoint.proto',
+  'envoy/config/bootstrap/v3/bootstrap.proto',
+  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/filters/network/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+];
+
+/** Skiff's own proto files, relative to this folder. */
+const OWN_FILES = ['istio/ca.proto'];
+
+function includeDirs(): string[] {
+  const xdsPkg = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
+  const deps = path.join(xdsPkg, 'deps');
+  return [
+    ownProtoDir(),
+    path.join(deps, 'envoy-api'),
+    path.join(deps, 'xds'),
+    path.join(deps, 'googleapis'),
+    path.join(deps, 'protoc-gen-validate'),
+    path.dirname(require.resolve('protobufjs/package.json')), // google/protobuf/descriptor.proto
+  ];
+}
+
+/**
+ * The folder holding Skiff's `.proto` files. From `dist/` (compiled) they are not copied, so
+ * fall back to the source tree next to it.
+ */
+function ownProtoDir(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  if (fs.existsSync(path.join(here, 'istio'))) return here;
+  const fromDist = here.replace(`${path.sep}dist${path.sep}`, path.sep);
+  return fromDist;
+}
+
+let cached: protobuf.Root | undefined;
+
+/**
+ * Returns the protobuf root with Envoy's and Skiff's definitions, parsed once per process
+ * (~120 ms). The root is never mutated after loading.
+ */
+export function protoRoot(): protobuf.Root {
+  if (cached) return cached;
+  const dirs = includeDirs();
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin: string, target: string): string => {
+    for (const dir of dirs) {
+      const candidate = path.join(dir, target);
+      if (fs.existsSync(candidate)) return candidate;
+    }
+    return target; // google/protobuf/*.proto: protobufjs has these built in
+  };
+  root.loadSync([...ENVOY_FILES, ...OWN_FILES], { keepCase: false });
+  root.resolveAll();
+  cached = root;
+  return root;
+}
+
+/** Looks up a message type by its full name (`envoy.config.listener.v3.Listener`). */
+export function messageType(fullName: string): protobuf.Type {
+  return protoRoot().lookupType(fullName);
+}
+
+/** The message name in a type URL (`type.googleapis.com/<name>`). */
+export function typeNameOf(typeUrl: string): string {
+  const slash = typeUrl.lastIndexOf('/');
+  return typeUrl.slice(slash + 1);
+}
+
+/** Thrown by {@link encodeStrict} when an object has a key its message type does not define. */
+export class UnknownFieldError extends Error {
+  constructor(
+    readonly typeName: string,
+    readonly fieldPath: string,
+  ) {
+    super(`unknown field ${fieldPath} in ${typeName}`);
+    this.name = 'UnknownFieldError';
+  }
+}
+
+const WELL_KNOWN_LEAVES = new Set([
+  'google.protobuf.Struct',
+  'google.protobuf.Value',
+  'google.protobuf.ListValue',
+  'google.protobuf.Duration',
+  'google.protobuf.Timestamp',
+  'google.protobuf.UInt32Value',
+  'google.protobuf.UInt64Value',
+  'google.protobuf.Int32Value',
+  'google.protobuf.Int64Value',
+  'google.protobuf.BoolValue',
+  'google.protobuf.StringValue',
+  'google.protobuf.DoubleValue',
+  'google.protobuf.FloatValue',
+  'google.protobuf.BytesValue',
+  'google.protobuf.Empty',
+]);
+
+/**
+ * Checks every key of `obj` against `type` (camelCase or the proto's snake_case name), recursing
+ * into nested messages, repeated and map fields and `Any` values given as `{'@type': url, ...}`.
+ * Throws {@link UnknownFieldError} naming the JSON path of the first unknown key.
+ */
+export function assertKnownFields(type: protobuf.Type, obj: unknown, at = ''): void {
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return;
+  if (type.fullName === '.google.protobuf.Any') {
+    const record = obj as Record<string, unknown>;
+    const url = record['@type'];
+    if (typeof url !== 'string') {
+      if ('typeUrl' in record || 'type_url' in record) return; // already-encoded Any
+      throw new UnknownFieldError('google.protobuf.Any', `${at}.@type (missing)`);
+    }
+    const inner = protoRoot().lookupType(typeNameOf(url));
+    const { '@type': _ignored, ...rest } = record;
+    assertKnownFields(inner, rest, at);
+    return;
+  }
+  if (WELL_KNOWN_LEAVES.has(type.fullName.slice(1))) return;
+  for (const [key, value] of Object.entries(obj as Record<string, unknown>)) {
+    const field = type.fields[key] ?? type.fields[snakeToCamel(key)];
+    const here = at ? `${at}.${key}` : key;
+    if (!field) throw new UnknownFieldError(type.fullName.slice(1), here);
+    field.resolve();
+    const fieldType = field.resolvedType;
+    if (!(fieldType instanceof protobuf.Type) || value === undefined || value === null) continue;
+    if (field.map) {
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) assertKnownFields(fieldType, v, `${here}[${k}]`);
+    } else if (field.repeated && Array.isArray(value)) {
+      value.forEach((item, i) => assertKnownFields(fieldType, item, `${here}[${i}]`));
+    } else {
+      assertKnownFields(fieldType, value, here);
+    }
+  }
+}
+
+function snakeToCamel(s: string): string {
+  return s.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+}
+
+/**
+ * Encodes a plain object (protobufjs object form: camelCase keys, enums by name, `Any` as
+ * `{'@type': url, ...fields}`, Durations as `{seconds, nanos}`) as the message `typeName`,
+ * after {@link assertKnownFields}. Returns the wire bytes.
+ */
+export function encodeStrict(typeName: string, obj: object): Uint8Array {
+  const type = messageType(typeName);
+  assertKnownFields(type, obj);
+  const message = type.fromObject(obj);
+  return type.encode(message).finish();
+}
+
+/** An encoded `google.protobuf.Any`: the type URL and the message bytes. */
+export interface EncodedAny {
+  typeUrl: string;
+  value: Uint8Array;
+}
+
+/** Encodes `obj` as the message named by `typeUrl` and wraps it as an {@link EncodedAny}. */
+export function encodeAny(typeUrl: string, obj: object): EncodedAny {
+  return { typeUrl, value: encodeStrict(typeNameOf(typeUrl), obj) };
+}
+
+/** Decodes an `Any`'s payload to a plain object (for tests and debug views). */
+export function decodeAny(any: EncodedAny): Record<string, unknown> {
+  const type = messageType(typeNameOf(any.typeUrl));
+  return type.toObject(type.decode(any.value), { longs: Number, enums: String, bytes: String, defaults: false, json: true }) as Record<string, unknown>;
+}
+
+/** A `google.protobuf.Duration` in protobufjs object form from milliseconds. */
+export function duration(ms: number): { seconds: number; nanos: number } {
+  const seconds = Math.floor(ms / 1000);
+  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+}
