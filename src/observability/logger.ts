@@ -4,7 +4,7 @@
  * Never log secrets: private keys, bearer tokens or whole certificates. Log a certificate by its
  * serial number and SPIFFE ID, a token by its `jti`.
  */
-import { pino, type Logger } from 'pino';
+import { destination, pino, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
@@ -31,7 +31,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
         censor: '[redacted]',
       },
     },
-    pino.destination({ fd: opts.fd ?? 1, sync: true }),
+    destination({ fd: opts.fd ?? 1, sync: true }),
   );
   return logger;
 }

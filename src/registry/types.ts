@@ -20,6 +20,22 @@ export interface MeshSnapshot {
   readonly workloadsByName: ReadonlyMap<string, WorkloadEntry>;
   /** WorkloadEntries by address. */
   readonly workloadsByAddress: ReadonlyMap<string, readonly WorkloadEntry[]>;
+  /** Every resource by its key `Kind/namespace/name` (`resourceKey`). */
+  readonly byKey: ReadonlyMap<string, MeshResource>;
+  /** WorkloadEntries by namespace. */
+  readonly workloadsByNamespace: ReadonlyMap<string, readonly WorkloadEntry[]>;
+  /**
+   * WorkloadEntries each ServiceEntry selects (its `workloadSelector`, in its own namespace), by the
+   * ServiceEntry's `namespace/name`. A ServiceEntry without workloadSelector has no entry (its
+   * inline `endpoints` are not WorkloadEntries; see `endpointsOfService`).
+   */
+  readonly workloadsByService: ReadonlyMap<string, readonly WorkloadEntry[]>;
+  /** ServiceEntries whose workloadSelector selects each WorkloadEntry, by the WorkloadEntry's `namespace/name`. */
+  readonly servicesByWorkload: ReadonlyMap<string, readonly ServiceEntry[]>;
+  /** Sidecars by namespace. */
+  readonly sidecarsByNamespace: ReadonlyMap<string, readonly Sidecar[]>;
+  /** PeerAuthentications by namespace; the root namespace (`skiff-system`) holds the mesh-wide ones. */
+  readonly peerAuthenticationsByNamespace: ReadonlyMap<string, readonly PeerAuthentication[]>;
 }
 
 /** What changed between two snapshots, by resource key `Kind/namespace/name`. */

@@ -147,3 +147,17 @@ export const ROOT_NAMESPACE = 'skiff-system';
 export function resourceKey(r: { kind: string; metadata: { namespace: string; name: string } }): string {
   return `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
 }
+
+/**
+ * An error or warning about input resources, located in its source:
+ * `formatIssue()` renders it as `mesh/payments.yaml:14 spec.ports[0].number: expected integer 1-65535, got "http"`.
+ */
+export interface ResourceIssue {
+  /** The file (or other locator, e.g. `request body`) the resource came from. */
+  file: string;
+  /** 1-based line of the offending node; 0 when unknown. */
+  line: number;
+  /** JSON path of the offending node (`spec.ports[0].number`); empty for the whole document or file. */
+  path: string;
+  message: string;
+}

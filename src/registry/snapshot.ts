@@ -1,0 +1,118 @@
+/**
+ * Builds an immutable {@link MeshSnapshot}: resources sorted by key (`Kind/namespace/name`), split
+ * by kind, and indexed as `registry/types.ts` describes. Everything reachable from a snapshot is
+ * frozen; the maps throw on `set`/`delete`/`clear`.
+ */
+import { matchesSelector, workloadLabels } from '../resources/selectors.js';
+import {
+  resourceKey,
+  type MeshResource,
+  type PeerAuthentication,
+  type ServiceEntry,
+  type Sidecar,
+  type WorkloadEntry,
+} from '../resources/types.js';
+import type { MeshSnapshot } from './types.js';
+
+/** Freezes a plain-data value and everything inside it; returns it. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value as Record<string, unknown>)) deepFreeze(v);
+  }
+  return value;
+}
+
+function readOnly(): never {
+  throw new TypeError('a registry snapshot is immutable');
+}
+
+/** Makes a Map read-only at run time too (its mutators throw), then freezes it. */
+function freezeMap<K, V>(map: Map<K, V>): ReadonlyMap<K, V> {
+  Object.defineProperties(map, { set: { value: readOnly }, delete: { value: readOnly }, clear: { value: readOnly } });
+  return Object.freeze(map);
+}
+
+/** Groups values by a key; the lists are frozen. */
+function groupBy<T>(items: readonly T[], key: (t: T) => string): ReadonlyMap<string, readonly T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
+  }
+  for (const list of out.values()) Object.freeze(list);
+  return freezeMap(out as Map<string, readonly T[]>);
+}
+
+function compareKeys(a: MeshResource, b: MeshResource): number {
+  const ka = resourceKey(a);
+  const kb = resourceKey(b);
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+/** `namespace/name` of a resource. */
+export function namespacedName(r: { metadata: { namespace: string; name: string } }): string {
+  return `${r.metadata.namespace}/${r.metadata.name}`;
+}
+
+/**
+ * Builds snapshot `version` from `resources` (one per key; the caller resolves duplicates). The
+ * resource objects are frozen in place: pass objects nothing else mutates.
+ *
+ * `servicesByHost` holds, for a host several ServiceEntries define, the first by key order.
+ */
+export function buildSnapshot(version: number, resources: readonly MeshResource[]): MeshSnapshot {
+  const sorted = [...resources].sort(compareKeys);
+  for (const r of sorted) deepFreeze(r);
+  const workloadEntries = sorted.filter((r): r is WorkloadEntry => r.kind === 'WorkloadEntry');
+  const serviceEntries = sorted.filter((r): r is ServiceEntry => r.kind === 'ServiceEntry');
+  const sidecars = sorted.filter((r): r is Sidecar => r.kind === 'Sidecar');
+  const peerAuthentications = sorted.filter((r): r is PeerAuthentication => r.kind === 'PeerAuthentication');
+
+  const servicesByHost = new Map<string, ServiceEntry>();
+  for (const se of serviceEntries) {
+    for (const host of se.spec.hosts) if (!servicesByHost.has(host)) servicesByHost.set(host, se);
+  }
+  const workloadsByName = new Map<string, WorkloadEntry>(workloadEntries.map((we) => [namespacedName(we), we]));
+  const workloadsByNamespace = groupBy(workloadEntries, (we) => we.metadata.namespace);
+
+  const workloadsByService = new Map<string, WorkloadEntry[]>();
+  const servicesByWorkload = new Map<string, ServiceEntry[]>();
+  for (const se of serviceEntries) {
+    const selector = se.spec.workloadSelector;
+    if (selector === undefined) continue;
+    const selected = (workloadsByNamespace.get(se.metadata.namespace) ?? []).filter((we) => matchesSelector(selector.labels, workloadLabels(we)));
+    workloadsByService.set(namespacedName(se), selected);
+    for (const we of selected) {
+      const key = namespacedName(we);
+      const list = servicesByWorkload.get(key);
+      if (list) list.push(se);
+      else servicesByWorkload.set(key, [se]);
+    }
+  }
+  for (const list of workloadsByService.values()) Object.freeze(list);
+  for (const list of servicesByWorkload.values()) Object.freeze(list);
+
+  return Object.freeze({
+    version,
+    resources: Object.freeze(sorted),
+    workloadEntries: Object.freeze(workloadEntries),
+    serviceEntries: Object.freeze(serviceEntries),
+    sidecars: Object.freeze(sidecars),
+    peerAuthentications: Object.freeze(peerAuthentications),
+    servicesByHost: freezeMap(servicesByHost),
+    workloadsByName: freezeMap(workloadsByName),
+    workloadsByAddress: groupBy(
+      workloadEntries.filter((we) => we.spec.address !== undefined),
+      (we) => we.spec.address ?? '',
+    ),
+    byKey: freezeMap(new Map(sorted.map((r) => [resourceKey(r), r]))),
+    workloadsByNamespace,
+    workloadsByService: freezeMap(workloadsByService as Map<string, readonly WorkloadEntry[]>),
+    servicesByWorkload: freezeMap(servicesByWorkload as Map<string, readonly ServiceEntry[]>),
+    sidecarsByNamespace: groupBy(sidecars, (s) => s.metadata.namespace),
+    peerAuthenticationsByNamespace: groupBy(peerAuthentications, (p) => p.metadata.namespace),
+  });
+}

@@ -1,0 +1,423 @@
+/**
+ * zod schemas for the Istio kinds Skiff accepts in this release: WorkloadEntry, ServiceEntry,
+ * Sidecar (networking.istio.io) and PeerAuthentication (security.istio.io). Field names and
+ * semantic rules follow Istio's API reference (https://istio.io/latest/docs/reference/config/)
+ * and its validation (`pkg/config/validation` in istio/istio), so that YAML Istio accepts is
+ * accepted here and YAML Istio rejects is rejected with a message naming the field.
+ *
+ * Every object is strict: an unknown field is an error. Structural errors (wrong type, unknown
+ * field, bad enum value) come from the schema; semantic errors (duplicate port numbers, a
+ * defaultEndpoint that is not a loopback address...) from the `superRefine` checks below, each
+ * with the path of the offending field. Warnings (accepted but probably a mistake, or parsed but
+ * not implemented yet) live in `warnings.ts`, not here.
+ */
+import { z } from 'zod';
+import { parseDefaultEndpoint } from './default-endpoint.js';
+import { describeValue, type PathSegment } from './issues.js';
+import {
+  fqdnProblem,
+  ipOrCidrProblem,
+  isDns1123LabelAnyCase,
+  isDns1123Label,
+  isDns1123Subdomain,
+  isIpAddress,
+  isPartialWildcard,
+  labelKeyProblem,
+  labelValueProblem,
+  wildcardDomainProblem,
+} from './names.js';
+import { isHttpProtocol, isTlsProtocol, ISTIO_PROTOCOLS, parseProtocol } from './protocol.js';
+import type {
+  MeshKind,
+  MeshResource,
+  PeerAuthentication,
+  ServiceEntry,
+  Sidecar,
+  WorkloadEntry,
+} from './types.js';
+
+/** apiVersions accepted for the networking kinds (DESIGN.md §3). */
+export const NETWORKING_API_VERSIONS = ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'] as const;
+/** apiVersions accepted for the security kinds (DESIGN.md §3). */
+export const SECURITY_API_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'] as const;
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+
+interface RefineContext {
+  addIssue(issue: { code: 'custom'; message: string; path?: PathSegment[] }): void;
+}
+
+/** Adds a custom issue at `path` (relative to the value being refined). */
+function fail(ctx: RefineContext, path: PathSegment[], message: string): void {
+  ctx.addIssue({ code: 'custom', message, path });
+}
+
+/** A string checked by `problem` (returns a message when invalid). */
+function checkedString(problem: (v: string) => string | undefined) {
+  return z.string().superRefine((v, ctx) => {
+    const p = problem(v);
+    if (p !== undefined) fail(ctx, [], p);
+  });
+}
+
+/** A TCP port number, 1-65535. */
+export const portNumberSchema = z
+  .number({ error: (iss) => `expected integer 1-65535, got ${describeValue(iss.input)}` })
+  .int()
+  .min(1)
+  .max(65535);
+
+/** A port name: a DNS-1123 label (Istio `ValidatePortName`; letter case is not enforced). */
+const portNameSchema = checkedString((v) =>
+  isDns1123LabelAnyCase(v) ? undefined : `invalid port name ${describeValue(v)}: must be a DNS-1123 label (letters, digits, '-', at most 63)`,
+);
+
+/** A protocol name, case-insensitive, normalised to Istio's spelling; `""` means unset (sniffing). */
+const protocolSchema = z.string().transform((v, ctx) => {
+  if (v === '') return undefined;
+  const p = parseProtocol(v);
+  if (p === undefined) {
+    ctx.addIssue({ code: 'custom', message: `unsupported protocol ${describeValue(v)} (expected one of ${ISTIO_PROTOCOLS.join('|')}, any case)` });
+    return z.NEVER;
+  }
+  return p;
+});
+
+/** An IPv4 or IPv6 address. */
+const ipAddressSchema = checkedString((v) => (isIpAddress(v) ? undefined : `expected an IP address, got ${describeValue(v)}`));
+
+/** Kubernetes labels: keys `[prefix/]name`, values empty or a qualified name. */
+const labelsSchema = z.record(z.string(), z.string()).superRefine((labels, ctx) => {
+  for (const [k, v] of Object.entries(labels)) {
+    const p = labelKeyProblem(k) ?? labelValueProblem(v);
+    if (p !== undefined) fail(ctx, [k], p);
+  }
+});
+
+/** Selector labels (Istio `ValidateAlphaWorkloadSelector`): no empty keys, no wildcards. */
+const selectorLabelsSchema = z.record(z.string(), z.string()).superRefine((labels, ctx) => {
+  for (const [k, v] of Object.entries(labels)) {
+    if (k === '') fail(ctx, [k], 'empty key is not supported in a selector');
+    else if (k.includes('*') || v.includes('*')) fail(ctx, [k], `wildcard is not supported in a selector: "${k}=${v}"`);
+  }
+});
+
+/** Kubernetes object metadata; `namespace` defaults to `default`. */
+export const metadataSchema = z.strictObject({
+  name: checkedString((v) =>
+    isDns1123Subdomain(v) ? undefined : `invalid name ${describeValue(v)}: must be a lower-case DNS-1123 subdomain (a-z, 0-9, '-', '.')`,
+  ),
+  namespace: checkedString((v) =>
+    isDns1123Label(v) ? undefined : `invalid namespace ${describeValue(v)}: must be a lower-case DNS-1123 label (a-z, 0-9, '-', at most 63)`,
+  ).default('default'),
+  labels: labelsSchema.optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+  resourceVersion: z.string().optional(),
+  creationTimestamp: checkedString((v) =>
+    Number.isNaN(Date.parse(v)) ? `expected an RFC 3339 timestamp, got ${describeValue(v)}` : undefined,
+  ).optional(),
+});
+
+/** networking.istio.io `WorkloadSelector`. */
+const workloadSelectorSchema = z.strictObject({ labels: selectorLabelsSchema.optional() });
+
+/** istio.type.v1beta1 `WorkloadSelector` (PeerAuthentication `selector`). */
+const labelSelectorSchema = z.strictObject({ matchLabels: selectorLabelsSchema.optional() });
+
+// ---------------------------------------------------------------------------------------------
+// WorkloadEntry (also the shape of ServiceEntry `endpoints[]`)
+
+/** Problem with a workload address: Skiff needs an IP (hostnames need DNS resolution, not implemented). */
+function workloadAddressProblem(address: string): string | undefined {
+  if (isIpAddress(address)) return undefined;
+  if (address.startsWith('unix://')) return `Unix domain socket endpoints (${describeValue(address)}) are not supported yet: expected an IP address`;
+  if (fqdnProblem(address) === undefined) {
+    return `expected an IP address, got hostname ${describeValue(address)} (hostname endpoints need resolution DNS, which Skiff does not implement yet)`;
+  }
+  return `expected an IP address, got ${describeValue(address)}`;
+}
+
+/** networking.istio.io `WorkloadEntry` spec. `address` is required and must be an IP address. */
+export const workloadEntrySpecSchema = z
+  .strictObject({
+    address: z.string().optional(),
+    ports: z.record(portNameSchema, portNumberSchema).optional(),
+    labels: labelsSchema.optional(),
+    network: z.string().optional(),
+    locality: z.string().optional(),
+    weight: z.number().int().min(0).max(4294967295).optional(),
+    serviceAccount: checkedString((v) =>
+      isDns1123Subdomain(v) ? undefined : `invalid service account ${describeValue(v)}: must be a lower-case DNS-1123 subdomain`,
+    ).optional(),
+  })
+  .superRefine((we, ctx) => {
+    if (we.address === undefined || we.address === '') {
+      fail(ctx, ['address'], 'address is required');
+      return;
+    }
+    const p = workloadAddressProblem(we.address);
+    if (p !== undefined) fail(ctx, ['address'], p);
+  });
+
+// ---------------------------------------------------------------------------------------------
+// ServiceEntry
+
+/** networking.istio.io `ServicePort`: `name` and `number` are required. */
+export const servicePortSchema = z.strictObject({
+  number: portNumberSchema,
+  protocol: protocolSchema.optional(),
+  name: portNameSchema,
+  targetPort: portNumberSchema.optional(),
+});
+
+const serviceHostSchema = checkedString((v) =>
+  v === '*' ? 'invalid host "*": a ServiceEntry host must name a domain' : wildcardDomainProblem(v),
+);
+
+/** Problem with an `exportTo` list (Istio `validateExportTo` for ServiceEntry). */
+function checkExportTo(exportTo: readonly string[], ctx: RefineContext, base: PathSegment[]): void {
+  const seen = new Set<string>();
+  exportTo.forEach((e, i) => {
+    if (e !== '.' && e !== '*' && e !== '~' && !isDns1123Label(e)) {
+      fail(ctx, [...base, i], `invalid exportTo value ${describeValue(e)}: expected ".", "*", "~" or a namespace`);
+    } else if (seen.has(e)) {
+      fail(ctx, [...base, i], `duplicate exportTo entry ${describeValue(e)}`);
+    }
+    seen.add(e);
+  });
+  if (exportTo.length > 1 && seen.has('*')) fail(ctx, base, 'exportTo "*" (everyone) cannot be combined with other entries');
+  if (exportTo.length > 1 && seen.has('~')) fail(ctx, base, 'exportTo "~" (no one) cannot be combined with other entries');
+}
+
+/** networking.istio.io `ServiceEntry` spec, with Istio's `ValidateServiceEntry` rules. */
+export const serviceEntrySpecSchema = z
+  .strictObject({
+    hosts: z.array(serviceHostSchema),
+    addresses: z.array(checkedString(ipOrCidrProblem)).optional(),
+    ports: z.array(servicePortSchema).optional(),
+    location: z.enum(['MESH_EXTERNAL', 'MESH_INTERNAL']).optional(),
+    resolution: z.enum(['NONE', 'STATIC', 'DNS', 'DNS_ROUND_ROBIN']).optional(),
+    endpoints: z.array(workloadEntrySpecSchema).optional(),
+    workloadSelector: workloadSelectorSchema.optional(),
+    exportTo: z.array(z.string()).optional(),
+    subjectAltNames: z.array(z.string()).optional(),
+  })
+  .superRefine((se, ctx) => {
+    if (se.hosts.length === 0) fail(ctx, ['hosts'], 'a ServiceEntry needs at least one host');
+    if (se.workloadSelector !== undefined && se.endpoints !== undefined) {
+      fail(ctx, ['endpoints'], 'only one of workloadSelector or endpoints may be set');
+    }
+    const resolution = se.resolution ?? 'NONE';
+    const ports = se.ports ?? [];
+    const byName = new Map<string, number>();
+    const byNumber = new Map<number, number>();
+    ports.forEach((p, i) => {
+      const sameName = byName.get(p.name);
+      if (sameName !== undefined) fail(ctx, ['ports', i, 'name'], `port name "${p.name}" is already used by ports[${sameName}]`);
+      else byName.set(p.name, i);
+      const sameNumber = byNumber.get(p.number);
+      if (sameNumber !== undefined) fail(ctx, ['ports', i, 'number'], `port number ${p.number} is already defined by ports[${sameNumber}]`);
+      else byNumber.set(p.number, i);
+    });
+    (se.endpoints ?? []).forEach((ep, i) => {
+      for (const name of Object.keys(ep.ports ?? {})) {
+        if (!byName.has(name)) fail(ctx, ['endpoints', i, 'ports', name], `port name "${name}" is not defined in the ServiceEntry's ports`);
+      }
+    });
+    if (resolution === 'NONE' && (se.endpoints?.length ?? 0) > 0) {
+      fail(ctx, ['endpoints'], 'endpoints cannot be set with resolution NONE (the default when resolution is unset)');
+    }
+    (se.addresses ?? []).forEach((a, i) => {
+      if (a.includes('/') && resolution !== 'NONE' && resolution !== 'STATIC') {
+        fail(ctx, ['addresses', i], `CIDR address "${a}" is allowed only with resolution NONE or STATIC`);
+      }
+    });
+    if (resolution !== 'NONE' && se.hosts.length > 1 && ports.some((p) => !isHttpProtocol(p.protocol) && !isTlsProtocol(p.protocol))) {
+      fail(ctx, ['hosts'], 'several hosts need HTTP or TLS ports: on a TCP port (or one without a protocol) the hosts cannot be told apart');
+    }
+    if (resolution === 'DNS_ROUND_ROBIN' && (se.endpoints?.length ?? 0) > 1) {
+      fail(ctx, ['endpoints'], 'resolution DNS_ROUND_ROBIN allows at most one endpoint');
+    }
+    if (se.exportTo) checkExportTo(se.exportTo, ctx, ['exportTo']);
+  });
+
+// ---------------------------------------------------------------------------------------------
+// Sidecar
+
+/** networking.istio.io `SidecarPort`. */
+const sidecarPortSchema = z.strictObject({
+  number: portNumberSchema,
+  protocol: protocolSchema.optional(),
+  name: portNameSchema.optional(),
+  targetPort: portNumberSchema.optional(),
+});
+
+const captureModeSchema = z.enum(['DEFAULT', 'IPTABLES', 'NONE']);
+
+const defaultEndpointSchema = checkedString((v) => {
+  const parsed = parseDefaultEndpoint(v);
+  return 'error' in parsed ? parsed.error : undefined;
+});
+
+/** Problem with a Sidecar egress host `namespace/dnsName` (Istio `ValidateNamespaceSlashWildcardHostname`). */
+function egressHostProblem(host: string): string | undefined {
+  const slash = host.indexOf('/');
+  if (slash < 0) return `host ${describeValue(host)} must be of the form namespace/dnsName (e.g. "./*", "prod/api.example.com")`;
+  const ns = host.slice(0, slash);
+  const name = host.slice(slash + 1);
+  if (ns === '' || name === '') return `host ${describeValue(host)}: namespace and dnsName cannot be empty`;
+  const bareNs = ns.startsWith('~') ? ns.slice(1) : ns;
+  if (bareNs !== '' && bareNs !== '*' && bareNs !== '.' && !isDns1123LabelAnyCase(bareNs)) {
+    return `host ${describeValue(host)}: invalid namespace "${ns}" (expected "*", ".", "~" or a namespace name)`;
+  }
+  if (name !== '*' && !name.includes('.')) return `host ${describeValue(host)}: short names are not allowed, use a fully-qualified name`;
+  if (isPartialWildcard(name)) return `host ${describeValue(host)}: partial wildcard "${name}" is not allowed`;
+  const p = wildcardDomainProblem(name);
+  return p === undefined ? undefined : `host ${describeValue(host)}: ${p}`;
+}
+
+/** Sidecar `ingress[]` (IstioIngressListener). */
+const ingressListenerSchema = z.strictObject({
+  port: sidecarPortSchema,
+  bind: ipAddressSchema.optional(),
+  captureMode: captureModeSchema.optional(),
+  defaultEndpoint: defaultEndpointSchema.optional(),
+});
+
+/** Sidecar `egress[]` (IstioEgressListener). */
+const egressListenerSchema = z.strictObject({
+  port: sidecarPortSchema.optional(),
+  bind: ipAddressSchema.optional(),
+  captureMode: captureModeSchema.optional(),
+  hosts: z.array(checkedString(egressHostProblem)),
+});
+
+/** networking.istio.io `Sidecar` spec, with Istio's `ValidateSidecar` rules. */
+export const sidecarSpecSchema = z
+  .strictObject({
+    workloadSelector: workloadSelectorSchema.optional(),
+    ingress: z.array(ingressListenerSchema).optional(),
+    egress: z.array(egressListenerSchema).optional(),
+    outboundTrafficPolicy: z.strictObject({ mode: z.enum(['REGISTRY_ONLY', 'ALLOW_ANY']).optional() }).optional(),
+  })
+  .superRefine((sc, ctx) => {
+    const ingress = sc.ingress ?? [];
+    const egress = sc.egress ?? [];
+    if (ingress.length === 0 && egress.length === 0 && sc.outboundTrafficPolicy === undefined) {
+      fail(ctx, [], 'empty configuration: a Sidecar needs ingress, egress or outboundTrafficPolicy');
+    }
+    const ingressPorts = new Map<number, number>();
+    ingress.forEach((l, i) => {
+      if (l.port.targetPort !== undefined) fail(ctx, ['ingress', i, 'port', 'targetPort'], 'targetPort has no effect on a Sidecar port');
+      const same = ingressPorts.get(l.port.number);
+      if (same !== undefined) fail(ctx, ['ingress', i, 'port', 'number'], `port ${l.port.number} is already used by ingress[${same}]`);
+      else ingressPorts.set(l.port.number, i);
+    });
+    const egressPorts = new Map<number, number>();
+    let catchAll: number | undefined;
+    egress.forEach((l, i) => {
+      if (l.port === undefined) {
+        if (catchAll !== undefined) fail(ctx, ['egress', i], `only one egress listener may omit its port (egress[${catchAll}] already does)`);
+        else if (i !== egress.length - 1) fail(ctx, ['egress', i], 'the egress listener without a port must be the last one');
+        catchAll ??= i;
+      } else {
+        if (l.port.targetPort !== undefined) fail(ctx, ['egress', i, 'port', 'targetPort'], 'targetPort has no effect on a Sidecar port');
+        const same = egressPorts.get(l.port.number);
+        if (same !== undefined) fail(ctx, ['egress', i, 'port', 'number'], `port ${l.port.number} is already used by egress[${same}]`);
+        else egressPorts.set(l.port.number, i);
+      }
+      if (l.hosts.length === 0) fail(ctx, ['egress', i, 'hosts'], 'an egress listener needs at least one host');
+    });
+  });
+
+// ---------------------------------------------------------------------------------------------
+// PeerAuthentication
+
+const mtlsSchema = z.strictObject({ mode: z.enum(['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT']).optional() });
+
+const portKeySchema = checkedString((v) =>
+  /^[0-9]{1,5}$/.test(v) && Number(v) >= 1 && Number(v) <= 65535 ? undefined : `expected a port number 1-65535 as key, got ${describeValue(v)}`,
+);
+
+/** security.istio.io `PeerAuthentication` spec, with Istio's `ValidatePeerAuthentication` rules. */
+export const peerAuthenticationSpecSchema = z
+  .strictObject({
+    selector: labelSelectorSchema.optional(),
+    mtls: mtlsSchema.optional(),
+    portLevelMtls: z.record(portKeySchema, mtlsSchema).optional(),
+  })
+  .superRefine((pa, ctx) => {
+    if (pa.portLevelMtls === undefined) return;
+    if (Object.keys(pa.portLevelMtls).length === 0) {
+      fail(ctx, ['portLevelMtls'], 'portLevelMtls, if set, needs at least one port');
+    } else if (Object.keys(pa.selector?.matchLabels ?? {}).length === 0) {
+      fail(ctx, ['portLevelMtls'], 'portLevelMtls requires a selector with matchLabels (a mesh- or namespace-wide policy cannot set port-level mTLS)');
+    }
+  });
+
+// ---------------------------------------------------------------------------------------------
+// Whole resources
+
+/** A WorkloadEntry resource. */
+export const workloadEntrySchema = z.strictObject({
+  apiVersion: z.enum(NETWORKING_API_VERSIONS),
+  kind: z.literal('WorkloadEntry'),
+  metadata: metadataSchema,
+  spec: workloadEntrySpecSchema.prefault({}),
+});
+
+/** A ServiceEntry resource. */
+export const serviceEntrySchema = z.strictObject({
+  apiVersion: z.enum(NETWORKING_API_VERSIONS),
+  kind: z.literal('ServiceEntry'),
+  metadata: metadataSchema,
+  spec: serviceEntrySpecSchema.prefault({ hosts: [] }),
+});
+
+/** A Sidecar resource. */
+export const sidecarSchema = z.strictObject({
+  apiVersion: z.enum(NETWORKING_API_VERSIONS),
+  kind: z.literal('Sidecar'),
+  metadata: metadataSchema,
+  spec: sidecarSpecSchema.prefault({}),
+});
+
+/** A PeerAuthentication resource (an absent spec is `{}`: inherit the parent's mode). */
+export const peerAuthenticationSchema = z.strictObject({
+  apiVersion: z.enum(SECURITY_API_VERSIONS),
+  kind: z.literal('PeerAuthentication'),
+  metadata: metadataSchema,
+  spec: peerAuthenticationSpecSchema.prefault({}),
+});
+
+// The parsed shapes must be the shapes in types.ts (a mismatch fails type checking here).
+const _weCheck: z.ZodType<Omit<WorkloadEntry, 'origin'>> = workloadEntrySchema;
+const _seCheck: z.ZodType<Omit<ServiceEntry, 'origin'>> = serviceEntrySchema;
+const _scCheck: z.ZodType<Omit<Sidecar, 'origin'>> = sidecarSchema;
+const _paCheck: z.ZodType<Omit<PeerAuthentication, 'origin'>> = peerAuthenticationSchema;
+
+/** How each kind is accepted: its apiVersions and its schema. */
+export interface KindSchema {
+  apiVersions: readonly string[];
+  schema: z.ZodType<Omit<MeshResource, 'origin'>>;
+}
+
+/** The kinds this release accepts, by `kind`. */
+export const KIND_SCHEMAS: Readonly<Record<MeshKind, KindSchema>> = {
+  WorkloadEntry: { apiVersions: NETWORKING_API_VERSIONS, schema: workloadEntrySchema },
+  ServiceEntry: { apiVersions: NETWORKING_API_VERSIONS, schema: serviceEntrySchema },
+  Sidecar: { apiVersions: NETWORKING_API_VERSIONS, schema: sidecarSchema },
+  PeerAuthentication: { apiVersions: SECURITY_API_VERSIONS, schema: peerAuthenticationSchema },
+};
+
+/** Kinds named in DESIGN.md §3 that later releases implement: rejected with "not supported yet". */
+export const PLANNED_KINDS: ReadonlySet<string> = new Set([
+  'WorkloadGroup',
+  'DestinationRule',
+  'VirtualService',
+  'AuthorizationPolicy',
+  'RequestAuthentication',
+  'HTTPRoute',
+  'GRPCRoute',
+]);

@@ -1,0 +1,97 @@
+/**
+ * Checks over a whole set of resources (after each one passed its schema): what only shows when
+ * resources are seen together.
+ *
+ * - Errors: the same `Kind/namespace/name` defined twice (both locations are named).
+ * - Warnings (Istio accepts these, but they are probably mistakes): a ServiceEntry whose
+ *   workloadSelector selects no WorkloadEntry yet; a Sidecar egress host that names no known
+ *   service; several Sidecars without workloadSelector in one namespace.
+ */
+import { formatPath, type PathSegment, type ResourceLocator } from './issues.js';
+import { matchesSelector, workloadLabels } from './selectors.js';
+import { resourceKey, type MeshResource, type ResourceIssue, type ServiceEntry, type Sidecar, type WorkloadEntry } from './types.js';
+
+/** Result of {@link validateResourceSet}. */
+export interface SetCheckResult {
+  warnings: ResourceIssue[];
+  errors: ResourceIssue[];
+}
+
+/** Where a resource was defined, for messages: `file:line`, or its key when it has no origin. */
+function locationOf(r: MeshResource): string {
+  const file = r.origin?.file;
+  if (file === undefined) return `${r.origin?.source ?? 'unknown source'} ${resourceKey(r)}`;
+  return r.origin?.line ? `${file}:${r.origin.line}` : file;
+}
+
+/**
+ * True when a host pattern from a Sidecar egress entry and a ServiceEntry host can name the same
+ * service: equal, `*`, or one a `*.` wildcard matching the other.
+ */
+export function hostsOverlap(a: string, b: string): boolean {
+  if (a === b || a === '*' || b === '*') return true;
+  const covers = (wild: string, h: string): boolean => wild.startsWith('*') && h.endsWith(wild.slice(1));
+  return covers(a, b) || covers(b, a);
+}
+
+/**
+ * Runs the set-level checks. `locate` (from `parseResources`/`loadDirectory`) puts the exact line
+ * of the offending field on each issue; without it the resource's document line is used.
+ */
+export function validateResourceSet(resources: readonly MeshResource[], locate?: ResourceLocator): SetCheckResult {
+  const warnings: ResourceIssue[] = [];
+  const errors: ResourceIssue[] = [];
+  const issue = (list: ResourceIssue[], r: MeshResource, path: PathSegment[], message: string): void => {
+    list.push({
+      file: r.origin?.file ?? r.origin?.source ?? resourceKey(r),
+      line: locate?.(r, path) ?? r.origin?.line ?? 0,
+      path: formatPath(path),
+      message,
+    });
+  };
+
+  const first = new Map<string, MeshResource>();
+  for (const r of resources) {
+    const key = resourceKey(r);
+    const earlier = first.get(key);
+    if (earlier) issue(errors, r, ['metadata', 'name'], `duplicate ${r.kind} ${r.metadata.namespace}/${r.metadata.name}: also defined at ${locationOf(earlier)}`);
+    else first.set(key, r);
+  }
+
+  const workloads = resources.filter((r): r is WorkloadEntry => r.kind === 'WorkloadEntry');
+  const services = resources.filter((r): r is ServiceEntry => r.kind === 'ServiceEntry');
+  const sidecars = resources.filter((r): r is Sidecar => r.kind === 'Sidecar');
+
+  for (const se of services) {
+    const selector = se.spec.workloadSelector;
+    if (selector === undefined) continue;
+    const ns = se.metadata.namespace;
+    if (!workloads.some((we) => we.metadata.namespace === ns && matchesSelector(selector.labels, workloadLabels(we)))) {
+      issue(warnings, se, ['spec', 'workloadSelector'], `selects no WorkloadEntry in namespace ${ns} yet: the service has no endpoints`);
+    }
+  }
+
+  const namespaceWide = new Map<string, Sidecar>();
+  for (const sc of sidecars) {
+    const ns = sc.metadata.namespace;
+    if (sc.spec.workloadSelector === undefined) {
+      const other = namespaceWide.get(ns);
+      if (other) issue(warnings, sc, ['metadata', 'name'], `namespace ${ns} already has a Sidecar without workloadSelector (${other.metadata.name}): which one applies is undefined`);
+      else namespaceWide.set(ns, sc);
+    }
+    (sc.spec.egress ?? []).forEach((listener, i) => {
+      listener.hosts.forEach((h, j) => {
+        const slash = h.indexOf('/');
+        const hostNs = h.slice(0, slash);
+        const name = h.slice(slash + 1);
+        if (hostNs.startsWith('~') || (hostNs === '*' && name === '*')) return;
+        const wantNs = hostNs === '.' ? ns : hostNs;
+        const known = services.some(
+          (se) => (wantNs === '*' || se.metadata.namespace === wantNs) && se.spec.hosts.some((sh) => hostsOverlap(name, sh)),
+        );
+        if (!known) issue(warnings, sc, ['spec', 'egress', i, 'hosts', j], `egress host "${h}" names no known service`);
+      });
+    });
+  }
+  return { warnings, errors };
+}

@@ -1,0 +1,121 @@
+/**
+ * Warnings about one parsed resource: things Istio accepts but that are probably a mistake
+ * (Istio's own validation warnings), and fields Skiff parses but does not implement yet. A field
+ * we parse is never silently ignored (DESIGN.md §3): when a later release implements one, its
+ * entry here goes away.
+ *
+ * Set-level warnings (a selector that selects nothing, an egress host naming no service) are in
+ * `validate.ts`.
+ */
+import type { PathSegment } from './issues.js';
+import { isPartialWildcard } from './names.js';
+import type { MeshResource, ServiceEntry, Sidecar, WorkloadEntrySpec } from './types.js';
+
+/** A warning about one resource, located by its path inside the resource. */
+export interface ResourceWarning {
+  path: PathSegment[];
+  message: string;
+}
+
+/**
+ * Protocols Istio knows that Skiff's proxies do not implement. (HTTP, HTTP2, GRPC and GRPC-Web go
+ * through the HTTP connection manager; TCP, TLS, HTTPS, Mongo, Redis and MySQL are proxied as TCP,
+ * as Istio does with its protocol filters off.)
+ */
+const UNIMPLEMENTED_PROTOCOLS = new Set(['UDP', 'HTTP_PROXY']);
+
+function protocolWarning(protocol: string | undefined, path: PathSegment[], out: ResourceWarning[]): void {
+  if (protocol !== undefined && UNIMPLEMENTED_PROTOCOLS.has(protocol)) {
+    out.push({ path, message: `protocol ${protocol} is not implemented yet: the port is proxied as TCP` });
+  }
+}
+
+function selectorWarning(labels: Record<string, string> | undefined, present: boolean, path: PathSegment[], out: ResourceWarning[]): void {
+  if (present && Object.keys(labels ?? {}).length === 0) {
+    out.push({ path, message: 'selector without labels: it selects every workload in the namespace' });
+  }
+}
+
+function workloadSpecWarnings(spec: WorkloadEntrySpec, base: PathSegment[], out: ResourceWarning[]): void {
+  if (spec.network !== undefined) out.push({ path: [...base, 'network'], message: 'network is not implemented yet (Skiff assumes one flat network)' });
+}
+
+function serviceEntryWarnings(se: ServiceEntry, out: ResourceWarning[]): void {
+  const spec = se.spec;
+  const resolution = spec.resolution ?? 'NONE';
+  if (resolution !== 'STATIC') {
+    out.push({
+      path: ['spec', 'resolution'],
+      message:
+        spec.resolution === undefined
+          ? 'resolution is unset (Istio default NONE), which is not implemented yet: set resolution: STATIC'
+          : `resolution ${resolution} is not implemented yet (Skiff implements STATIC)`,
+    });
+  }
+  if (spec.location !== 'MESH_INTERNAL') {
+    out.push({
+      path: ['spec', 'location'],
+      message:
+        spec.location === undefined
+          ? 'location is unset (Istio default MESH_EXTERNAL), which is not implemented yet: set location: MESH_INTERNAL'
+          : 'location MESH_EXTERNAL is not implemented yet (Skiff implements MESH_INTERNAL)',
+    });
+  }
+  if (resolution === 'NONE' && spec.workloadSelector !== undefined) {
+    out.push({ path: ['spec', 'workloadSelector'], message: 'workloadSelector has no effect with resolution NONE' });
+  }
+  spec.hosts.forEach((h, i) => {
+    if (isPartialWildcard(h)) out.push({ path: ['spec', 'hosts', i], message: `partial wildcard "${h}" is not allowed by Istio for this resolution` });
+  });
+  selectorWarning(spec.workloadSelector?.labels, spec.workloadSelector !== undefined, ['spec', 'workloadSelector'], out);
+  (spec.ports ?? []).forEach((p, i) => protocolWarning(p.protocol, ['spec', 'ports', i, 'protocol'], out));
+  (spec.endpoints ?? []).forEach((ep, i) => workloadSpecWarnings(ep, ['spec', 'endpoints', i], out));
+}
+
+function sidecarWarnings(sc: Sidecar, out: ResourceWarning[]): void {
+  const spec = sc.spec;
+  selectorWarning(spec.workloadSelector?.labels, spec.workloadSelector !== undefined, ['spec', 'workloadSelector'], out);
+  (spec.ingress ?? []).forEach((l, i) => {
+    if (l.captureMode === 'IPTABLES') {
+      out.push({ path: ['spec', 'ingress', i, 'captureMode'], message: 'captureMode IPTABLES is not implemented yet (Skiff runs in explicit mode: captureMode NONE)' });
+    }
+    protocolWarning(l.port.protocol, ['spec', 'ingress', i, 'port', 'protocol'], out);
+  });
+  (spec.egress ?? []).forEach((l, i) => {
+    if (l.captureMode === 'IPTABLES') {
+      out.push({ path: ['spec', 'egress', i, 'captureMode'], message: 'captureMode IPTABLES is not implemented yet (Skiff runs in explicit mode: captureMode NONE)' });
+    }
+    if (l.port) protocolWarning(l.port.protocol, ['spec', 'egress', i, 'port', 'protocol'], out);
+    const seen = new Set<string>();
+    l.hosts.forEach((h, j) => {
+      if (seen.has(h)) out.push({ path: ['spec', 'egress', i, 'hosts', j], message: `duplicated egress host "${h}"` });
+      seen.add(h);
+    });
+    if (seen.has('*/*') && seen.size > 1) {
+      out.push({ path: ['spec', 'egress', i, 'hosts'], message: '"*/*" selects every service: the other hosts add nothing' });
+    }
+  });
+  if (spec.outboundTrafficPolicy?.mode === 'ALLOW_ANY') {
+    out.push({ path: ['spec', 'outboundTrafficPolicy', 'mode'], message: 'outboundTrafficPolicy ALLOW_ANY is not implemented yet: only services in the registry are reachable (REGISTRY_ONLY)' });
+  }
+}
+
+/** Warnings for one resource that passed its schema. Paths are relative to the resource. */
+export function resourceWarnings(r: MeshResource): ResourceWarning[] {
+  const out: ResourceWarning[] = [];
+  switch (r.kind) {
+    case 'WorkloadEntry':
+      workloadSpecWarnings(r.spec, ['spec'], out);
+      break;
+    case 'ServiceEntry':
+      serviceEntryWarnings(r, out);
+      break;
+    case 'Sidecar':
+      sidecarWarnings(r, out);
+      break;
+    case 'PeerAuthentication':
+      selectorWarning(r.spec.selector?.matchLabels, r.spec.selector !== undefined, ['spec', 'selector'], out);
+      break;
+  }
+  return out;
+}

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { silentLogger } from '../../observability/logger.js';
+import { createControlPlaneMetrics, type ControlPlaneMetrics } from '../../observability/metrics.js';
+import { ConfigRejectedError } from '../../resources/issues.js';
+import type { MeshResource } from '../../resources/types.js';
+import { createFileSource, type FileSource } from './source.js';
+
+function workload(name: string, address: string): string {
+  return `apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata:\n  name: ${name}\n  namespace: demo\nspec:\n  address: ${address}\n  labels: {app: ${name}}\n`;
+}
+
+/** Polls `cond` every 20 ms; fails (instead of hanging) after `timeoutMs`. */
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function counter(metrics: ControlPlaneMetrics, name: 'configAccepted' | 'configRejected'): Promise<number> {
+  const m = await metrics[name].get();
+  return m.values.find((v) => v.labels['source'] === 'file')?.value ?? 0;
+}
+
+void describe('file source', () => {
+  let dir: string;
+  let source: FileSource | undefined;
+  let updates: MeshResource[][];
+  let metrics: ControlPlaneMetrics;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'skiff-file-source-'));
+    updates = [];
+    metrics = createControlPlaneMetrics();
+  });
+  afterEach(async () => {
+    await source?.stop();
+    source = undefined;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function start(debounceMs = 50): Promise<void> {
+    source = createFileSource({ dir, logger: silentLogger(), metrics, debounceMs, onUpdate: (r) => updates.push(r) });
+    return source.start();
+  }
+
+  void it('loads the directory on start and reloads on change', async () => {
+    await writeFile(path.join(dir, 'a.yaml'), workload('a', '10.0.0.1'));
+    await start();
+    assert.equal(updates.length, 1);
+    assert.deepEqual(updates[0]?.map((r) => r.metadata.name), ['a']);
+    assert.equal(source?.lastError(), undefined);
+
+    await mkdir(path.join(dir, 'more'));
+    await writeFile(path.join(dir, 'more', 'b.yml'), workload('b', '10.0.0.2'));
+    await waitFor(() => updates.length === 2, 'the reload after adding b.yml');
+    assert.deepEqual(updates[1]?.map((r) => r.metadata.name), ['a', 'b']);
+
+    await unlink(path.join(dir, 'a.yaml'));
+    await waitFor(() => updates.length === 3, 'the reload after removing a.yaml');
+    assert.deepEqual(updates[2]?.map((r) => r.metadata.name), ['b']);
+    assert.equal(await counter(metrics, 'configAccepted'), 3);
+  });
+
+  void it('rejects a bad edit as a whole, keeps the last good set, and recovers when it is fixed', async () => {
+    await writeFile(path.join(dir, 'a.yaml'), workload('a', '10.0.0.1'));
+    await writeFile(path.join(dir, 'b.yaml'), workload('b', '10.0.0.2'));
+    await start(300);
+    assert.equal(updates.length, 1);
+
+    // One good change and one bad file in the same burst: nothing of it is applied.
+    await writeFile(path.join(dir, 'a.yaml'), workload('a', '10.0.0.11'));
+    await writeFile(
+      path.join(dir, 'b.yaml'),
+      'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: b, namespace: demo}\nspec:\n  hosts: [b.demo.svc]\n  ports:\n  - name: http\n    number: http\n',
+    );
+    await waitFor(() => source?.lastError() !== undefined, 'the rejected reload');
+    assert.equal(source?.lastError(), `${path.join(dir, 'b.yaml')}:8 spec.ports[0].number: expected integer 1-65535, got "http"`);
+    assert.equal(updates.length, 1, 'onUpdate is not called for a rejected reload');
+    assert.equal(await counter(metrics, 'configRejected'), 1);
+
+    await writeFile(path.join(dir, 'b.yaml'), workload('b', '10.0.0.12'));
+    await waitFor(() => updates.length === 2, 'the reload after the fix');
+    assert.equal(source?.lastError(), undefined);
+    const addresses = updates[1]?.map((r) => (r.kind === 'WorkloadEntry' ? r.spec.address : undefined));
+    assert.deepEqual(addresses, ['10.0.0.11', '10.0.0.12']);
+  });
+
+  void it('coalesces a burst of writes into one update', async () => {
+    await start(300);
+    assert.deepEqual(updates, [[]]);
+    for (let i = 0; i < 20; i++) await writeFile(path.join(dir, `w${String(i).padStart(2, '0')}.yaml`), workload(`w${i}`, `10.0.1.${i + 1}`));
+    await waitFor(() => updates.length === 2, 'the reload after the burst');
+    // Give a second reload every chance to happen: it must not.
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(updates.length, 2);
+    assert.equal(updates[1]?.length, 20);
+  });
+
+  void it('start() rejects an invalid initial configuration, naming every issue', async () => {
+    await writeFile(path.join(dir, 'a.yaml'), 'apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: a}\n');
+    await writeFile(path.join(dir, 'b.yaml'), 'key: [unclosed\n');
+    await assert.rejects(start(), (err: unknown) => {
+      assert.ok(err instanceof ConfigRejectedError);
+      assert.equal(err.issues.length, 2);
+      assert.match(err.message, /a\.yaml:2 kind: unknown kind "Gateway"/);
+      assert.match(err.message, /b\.yaml:\d+: invalid YAML/);
+      return true;
+    });
+    assert.equal(updates.length, 0);
+    assert.equal(await counter(metrics, 'configRejected'), 1);
+  });
+
+  void it('start() rejects a missing directory', async () => {
+    const missing = path.join(dir, 'nope');
+    source = createFileSource({ dir: missing, logger: silentLogger(), onUpdate: (r) => updates.push(r) });
+    await assert.rejects(source.start(), /nope: cannot read config: no such file or directory/);
+  });
+});

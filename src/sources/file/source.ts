@@ -1,0 +1,166 @@
+/**
+ * The file source: watches a config directory (chokidar 4) and, after a burst of changes has gone
+ * quiet, reloads the whole directory with `loadDirectory`.
+ *
+ * All or nothing (DESIGN.md §3): if any file has any error the whole reload is rejected — each
+ * issue is logged as `file:line path: message`, `configRejected{source="file"}` is counted,
+ * `lastError()` says why, and `onUpdate` is not called, so the previous resources keep serving.
+ * A valid reload counts `configAccepted`, logs its warnings and calls `onUpdate(resources)` —
+ * unless the resources equal (ignoring `origin`) the ones last delivered, then nothing is called.
+ */
+import path from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Logger } from '../../observability/logger.js';
+import type { ControlPlaneMetrics } from '../../observability/metrics.js';
+import { sameResourceList } from '../../resources/equal.js';
+import { ConfigRejectedError, formatIssue } from '../../resources/issues.js';
+import type { MeshResource } from '../../resources/types.js';
+import { CONFIG_FILE_PATTERN, loadDirectory } from './load.js';
+
+/** Options for {@link createFileSource}. */
+export interface FileSourceOptions {
+  /** The directory to watch (or a single file). */
+  dir: string;
+  logger: Logger;
+  /** Counts accepted and rejected reloads under `source="file"`. */
+  metrics?: Pick<ControlPlaneMetrics, 'configAccepted' | 'configRejected'>;
+  /** Quiet period after the last change before reloading, in ms (default 100). */
+  debounceMs?: number;
+  /** Longest wait after the first change of a burst before reloading anyway, in ms (default 1000). */
+  maxWaitMs?: number;
+  /** Called with the full resource set after each valid load that changed it (and the initial one). */
+  onUpdate: (resources: MeshResource[]) => void;
+}
+
+/** A running file source. */
+export interface FileSource {
+  /**
+   * Starts watching and loads the directory once. Rejects with a {@link ConfigRejectedError}
+   * listing every issue when the initial configuration is invalid (nothing is watched then).
+   */
+  start(): Promise<void>;
+  /** Stops watching and waits for a reload in progress. Idempotent. */
+  stop(): Promise<void>;
+  /** Why the last load was rejected (one `file:line path: message` per line), or undefined after a valid one. */
+  lastError(): string | undefined;
+  /** Reloads now (as a change would); resolves true when the configuration was accepted. */
+  reload(): Promise<boolean>;
+}
+
+/** Creates a file source for `opts.dir`; nothing happens until `start()`. */
+export function createFileSource(opts: FileSourceOptions): FileSource {
+  const { dir, logger, metrics, onUpdate } = opts;
+  const debounceMs = opts.debounceMs ?? 100;
+  const maxWaitMs = opts.maxWaitMs ?? 1000;
+  const root = path.resolve(dir);
+
+  let watcher: FSWatcher | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let burstStart: number | undefined;
+  let running: Promise<void> | undefined;
+  let rerun = false;
+  let stopped = false;
+  let rejection: ConfigRejectedError | undefined;
+  let delivered: readonly MeshResource[] | undefined;
+
+  /** Loads once; a rejection is kept in `rejection`. */
+  async function load(): Promise<void> {
+    const result = await loadDirectory(dir);
+    if (result.errors.length > 0) {
+      rejection = new ConfigRejectedError(`config in ${dir} rejected (${result.errors.length} errors)`, result.errors);
+      for (const issue of result.errors) logger.error({ file: issue.file, line: issue.line, path: issue.path }, formatIssue(issue));
+      logger.error({ errors: result.errors.length }, 'config rejected; the previous configuration keeps serving');
+      metrics?.configRejected.inc({ source: 'file' });
+      return;
+    }
+    rejection = undefined;
+    for (const issue of result.warnings) logger.warn({ file: issue.file, line: issue.line, path: issue.path }, formatIssue(issue));
+    metrics?.configAccepted.inc({ source: 'file' });
+    if (delivered !== undefined && sameResourceList(delivered, result.resources)) {
+      logger.debug({ resources: result.resources.length }, 'config reloaded: no change');
+      return;
+    }
+    logger.info({ resources: result.resources.length, warnings: result.warnings.length }, 'config loaded');
+    delivered = result.resources;
+    try {
+      onUpdate(result.resources);
+    } catch (err) {
+      logger.error({ err }, 'config update handler failed');
+    }
+  }
+
+  /** Runs loads one at a time; a change during a load causes one more load after it. */
+  function runLoads(): Promise<void> {
+    if (running) {
+      rerun = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        rerun = false;
+        try {
+          await load();
+        } catch (err) {
+          logger.error({ err }, 'config reload failed');
+        }
+      } while (rerun && !stopped);
+    })().finally(() => {
+      running = undefined;
+    });
+    return running;
+  }
+
+  function schedule(): void {
+    if (stopped) return;
+    const now = Date.now();
+    burstStart ??= now;
+    if (timer) clearTimeout(timer);
+    const wait = Math.max(0, Math.min(debounceMs, burstStart + maxWaitMs - now));
+    timer = setTimeout(() => {
+      timer = undefined;
+      burstStart = undefined;
+      void runLoads();
+    }, wait);
+  }
+
+  function ignored(p: string): boolean {
+    const abs = path.resolve(p);
+    if (abs === root) return false;
+    return path.basename(abs).startsWith('.');
+  }
+
+  async function stop(): Promise<void> {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    const w = watcher;
+    watcher = undefined;
+    if (w) await w.close();
+    if (running) await running;
+  }
+
+  return {
+    async start() {
+      const w = watch(dir, { ignoreInitial: true, ignored });
+      watcher = w;
+      w.on('all', (event, p) => {
+        if (event === 'addDir' || event === 'unlinkDir' || CONFIG_FILE_PATTERN.test(p)) schedule();
+      });
+      w.on('error', (err) => logger.error({ err }, 'watching the config directory failed'));
+      await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+      await runLoads();
+      const rejected = rejection;
+      if (rejected) {
+        await stop();
+        throw rejected;
+      }
+      logger.info({ dir }, 'watching config directory');
+    },
+    stop,
+    lastError: () => (rejection ? rejection.issues.map(formatIssue).join('\n') : undefined),
+    async reload() {
+      await runLoads();
+      return rejection === undefined;
+    },
+  };
+}
