@@ -139,7 +139,7 @@ const WELL_KNOWN_LEAVES = new Set([
 ]);
 
 /**
- * Checks every key of `obj` against `type` (camelCase or the proto's snake_case name), recursing
+ * Checks every key of `obj` against `type` (camelCase field names only), recursing
  * into nested messages, repeated and map fields and `Any` values given as `{'@type': url, ...}`.
  * Throws {@link UnknownFieldError} naming the JSON path of the first unknown key.
  */
@@ -159,9 +159,13 @@ export function assertKnownFields(type: protobuf.Type, obj: unknown, at = ''): v
   }
   if (WELL_KNOWN_LEAVES.has(type.fullName.slice(1))) return;
   for (const [key, value] of Object.entries(obj as Record<string, unknown>)) {
-    const field = type.fields[key] ?? type.fields[snakeToCamel(key)];
+    const field = type.fields[key];
     const here = at ? `${at}.${key}` : key;
-    if (!field) throw new UnknownFieldError(type.fullName.slice(1), here);
+    if (!field) {
+      // protobufjs' fromObject reads only camelCase keys; a snake_case key would vanish silently.
+      const hint = type.fields[snakeToCamel(key)] ? ` (write it as ${snakeToCamel(key)})` : '';
+      throw new UnknownFieldError(type.fullName.slice(1), here + hint);
+    }
     field.resolve();
     const fieldType = field.resolvedType;
     if (!(fieldType instanceof protobuf.Type) || value === undefined || value === null) continue;

@@ -1,0 +1,437 @@
+/**
+ * The push context for one proxy: from the registry snapshot and the proxy's identity, the slice of
+ * the mesh it needs, as a {@link ProxyIR} (DESIGN.md §1, §6).
+ *
+ * Listeners come from the Sidecar that applies (`ingress` → inbound, `egress` → outbound). A
+ * workload without a Sidecar (or a Sidecar without `ingress` / `egress`) gets Skiff's documented
+ * default, stated in `ir.warnings`:
+ *  - inbound: one listener per port of each ServiceEntry in its namespace that selects it, on the
+ *    workload address and the workload port (`WorkloadEntry.ports[<port name>]` ?? `targetPort` ??
+ *    `number`), forwarding to the application at 127.0.0.1 on that same port (in Istio the
+ *    application listens on the workload port; explicit mode moves it to loopback);
+ *  - outbound: as the egress entry `{hosts: ["*\/*"]}`: a listener on 127.0.0.1:<port> for every
+ *    port of every visible service, except where that would take the application's own address
+ *    and except ports below 1024 (an unprivileged Envoy cannot bind them).
+ */
+import { isIP } from 'node:net';
+import { ROOT_NAMESPACE, resourceKey, type IstioEgressListener, type ServicePort, type ServiceEntry, type Sidecar, type WorkloadEntry } from '../resources/types.js';
+import { parseDefaultEndpoint } from '../resources/default-endpoint.js';
+import type { MeshSnapshot } from '../registry/types.js';
+import type {
+  AppProtocol,
+  ClusterIR,
+  EndpointAddress,
+  InboundListenerIR,
+  LoadAssignmentIR,
+  OutboundClusterIR,
+  OutboundListenerIR,
+  ProxyIdentity,
+  ProxyIR,
+  VirtualHostIR,
+} from '../ir/types.js';
+import { addressesOverlap } from '../ir/validate.js';
+import { classifyProtocol, isHttp } from './protocol.js';
+import { egressHostMatches, parseEgressHost } from './hosts.js';
+import { resolvePeerAuthentication, type MtlsResolver } from './peer-authentication.js';
+import { selectSidecar } from './sidecar.js';
+import { selectorMatches, workloadLabels } from './selectors.js';
+import { serviceEndpoints, visibleServices, type MeshService } from './services.js';
+import { endpointPort } from '../registry/endpoints.js';
+
+/**
+ * The default outbound listeners (no Sidecar egress) skip ports below this: an unprivileged Envoy
+ * cannot bind them, and a failed bind would reject the whole listener update (a NACK).
+ */
+export const FIRST_UNPRIVILEGED_PORT = 1024;
+
+/** The default egress bind address (Istio's explicit-mode convention). */
+export const DEFAULT_EGRESS_BIND = '127.0.0.1';
+
+/** Istio's inbound cluster name for a workload port: `inbound|<port>||`. */
+export function inboundClusterName(port: number): string {
+  return `inbound|${port}||`;
+}
+
+/** Istio's outbound cluster name: `outbound|<port>|<subset>|<host>` (no subsets yet). */
+export function outboundClusterName(port: number, host: string, subset = ''): string {
+  return `outbound|${port}|${subset}|${host}`;
+}
+
+/**
+ * Istio's upstream SNI for a service port: `outbound_.<port>_.<subset>_.<host>`, so
+ * `outbound_.9080_._.b.demo.svc.cluster.local` without a subset (Istio's `BuildDNSSrvSubsetKey`).
+ */
+export function outboundSni(port: number, host: string, subset = ''): string {
+  return `outbound_.${port}_.${subset}_.${host}`;
+}
+
+/** Istio-like listener name `<address>_<port>`. */
+export function listenerName(address: string, port: number): string {
+  return `${address}_${port}`;
+}
+
+/** The outbound route configuration name: `<port>` on the default bind, else `<bind>_<port>`. */
+export function routeConfigName(bind: string, port: number): string {
+  return bind === DEFAULT_EGRESS_BIND ? `${port}` : `${bind}_${port}`;
+}
+
+interface Bound {
+  address: string;
+  port: number;
+  what: string;
+}
+
+/** Mutable state of one build; everything ends up in the returned IR. */
+class Builder {
+  readonly warnings: string[] = [];
+  private readonly seen = new Set<string>();
+  readonly inbound: InboundListenerIR[] = [];
+  readonly outbound: OutboundListenerIR[] = [];
+  readonly clusters = new Map<string, ClusterIR>();
+  readonly loadAssignments = new Map<string, LoadAssignmentIR>();
+  /** Addresses already taken by a listener or the application. */
+  readonly bound: Bound[] = [];
+
+  constructor(
+    readonly snapshot: MeshSnapshot,
+    readonly proxy: ProxyIdentity,
+    readonly mtls: MtlsResolver,
+  ) {}
+
+  warn = (msg: string): void => {
+    if (this.seen.has(msg)) return;
+    this.seen.add(msg);
+    this.warnings.push(msg);
+  };
+
+  collision(address: string, port: number): Bound | undefined {
+    return this.bound.find((b) => b.port === port && addressesOverlap(b.address, address));
+  }
+
+  addInbound(address: string, port: number, protocol: AppProtocol, endpoint: EndpointAddress, where: string): void {
+    const name = listenerName(address, port);
+    const clash = this.collision(address, port);
+    if (clash) {
+      this.warn(`${where}: inbound ${address}:${port} skipped, the address is taken by ${clash.what}`);
+      return;
+    }
+    const cluster = inboundClusterName(port);
+    if (this.clusters.has(cluster)) {
+      this.warn(`${where}: inbound ${address}:${port} skipped, port ${port} already has an inbound listener`);
+      return;
+    }
+    if ('ip' in endpoint && endpoint.port === port && addressesOverlap(endpoint.ip, address)) {
+      this.warn(`${where}: inbound ${address}:${port} skipped, its application endpoint ${endpoint.ip}:${endpoint.port} is the listener itself`);
+      return;
+    }
+    if ('ip' in endpoint) {
+      const appClash = this.collision(endpoint.ip, endpoint.port);
+      if (appClash) this.warn(`${where}: application endpoint ${endpoint.ip}:${endpoint.port} is also ${appClash.what}`);
+    }
+    const m = this.mtls.forPort(port);
+    this.inbound.push({ name, address, port, protocol, mtls: m.mode, mtlsSource: m.source, cluster });
+    this.clusters.set(cluster, { direction: 'inbound', name: cluster, port, protocol, endpoint });
+    this.bound.push({ address, port, what: `inbound listener ${name}` });
+    if ('ip' in endpoint) this.bound.push({ address: endpoint.ip, port: endpoint.port, what: `the application endpoint of ${cluster}` });
+  }
+
+  /** Adds (once) the outbound cluster and load assignment of one service port. */
+  outboundCluster(svc: MeshService, port: ServicePort): OutboundClusterIR {
+    const name = outboundClusterName(port.number, svc.host);
+    const existing = this.clusters.get(name);
+    if (existing?.direction === 'outbound') return existing;
+    const endpoints = serviceEndpoints(this.snapshot, svc, port, this.proxy.trustDomain, this.warn);
+    const sans = new Set(endpoints.map((e) => e.spiffeId));
+    for (const san of svc.entry.spec.subjectAltNames ?? []) sans.add(san);
+    const cluster: OutboundClusterIR = {
+      direction: 'outbound',
+      name,
+      host: svc.host,
+      port: port.number,
+      serviceNamespace: svc.namespace,
+      protocol: classifyProtocol(port.protocol, port.name),
+      tls: { mode: 'ISTIO_MUTUAL', sni: outboundSni(port.number, svc.host), subjectAltNames: [...sans].sort() },
+    };
+    this.clusters.set(name, cluster);
+    this.loadAssignments.set(name, { clusterName: name, endpoints });
+    return cluster;
+  }
+
+  /**
+   * Adds one outbound listener on `bind:port` for the service ports `pairs` (sorted by host).
+   * `explicit` is true for an egress entry that names the port: its problems are warnings; a
+   * port-less entry silently yields to a listener already on that address.
+   */
+  addOutbound(bind: string, port: number, pairs: Array<{ svc: MeshService; port: ServicePort }>, protocol: string | undefined, where: string, explicit: boolean): void {
+    const name = listenerName(bind, port);
+    const clash = this.collision(bind, port);
+    if (clash) {
+      if (explicit || !clash.what.startsWith('outbound')) this.warn(`${where}: outbound ${bind}:${port} skipped, the address is taken by ${clash.what}`);
+      return;
+    }
+    if (pairs.length === 0) {
+      this.warn(`${where}: no service matches port ${port}: no listener on ${bind}:${port}`);
+      return;
+    }
+    const first = pairs[0]!;
+    const wantHttp = protocol ? isHttp(classifyProtocol(protocol)) : isHttp(classifyProtocol(first.port.protocol, first.port.name));
+    const kept = pairs.filter((p) => isHttp(classifyProtocol(p.port.protocol, p.port.name)) === wantHttp);
+    for (const p of pairs) {
+      if (!kept.includes(p)) {
+        this.warn(`${where}: ${p.svc.host}:${p.port.number} is ${wantHttp ? 'TCP' : 'HTTP'} but listener ${name} is ${wantHttp ? 'HTTP' : 'TCP'}: not reachable there`);
+      }
+    }
+    if (kept.length === 0) {
+      this.warn(`${where}: no service on port ${port} speaks ${wantHttp ? 'HTTP' : 'TCP'}: no listener on ${bind}:${port}`);
+      return;
+    }
+    if (!wantHttp) {
+      const winner = kept[0]!;
+      if (kept.length > 1) {
+        this.warn(`${where}: TCP listener ${name} can forward to one service only: ${winner.svc.host} wins over ${kept.slice(1).map((p) => p.svc.host).join(', ')}`);
+      }
+      const cluster = this.outboundCluster(winner.svc, winner.port);
+      this.outbound.push({ name, address: bind, port, protocol: 'TCP', tcpCluster: cluster.name });
+    } else {
+      const clusters = kept.map((p) => this.outboundCluster(p.svc, p.port));
+      this.outbound.push({
+        name,
+        address: bind,
+        port,
+        protocol: 'HTTP',
+        routeConfig: { name: routeConfigName(bind, port), virtualHosts: virtualHosts(clusters, port) },
+      });
+    }
+    this.bound.push({ address: bind, port, what: `outbound listener ${name}` });
+  }
+}
+
+/**
+ * Computes the {@link ProxyIR} of `proxy` from `snapshot`. Never throws for configuration problems:
+ * what cannot be honoured is left out and explained in `ir.warnings` (check the result with
+ * `validate()` before translating).
+ */
+export function buildProxyIR(snapshot: MeshSnapshot, proxy: ProxyIdentity): ProxyIR {
+  const warnings: string[] = [];
+  const early = (msg: string): void => void warnings.push(msg);
+  const we = findOwnWorkload(snapshot, proxy, early);
+  const labels = we ? workloadLabels(we) : { ...proxy.labels };
+  const workloadRef = `${proxy.namespace}/${we?.metadata.name ?? proxy.workloadName ?? proxy.ip}`;
+  const policies = [...(snapshot.peerAuthenticationsByNamespace.get(proxy.namespace) ?? [])];
+  if (proxy.namespace !== ROOT_NAMESPACE) policies.push(...(snapshot.peerAuthenticationsByNamespace.get(ROOT_NAMESPACE) ?? []));
+  const mtls = resolvePeerAuthentication(policies, proxy.namespace, labels, early);
+  const b = new Builder(snapshot, proxy, mtls);
+  for (const w of warnings) b.warn(w);
+
+  const sidecars = [...(snapshot.sidecarsByNamespace.get(proxy.namespace) ?? [])];
+  if (proxy.namespace !== ROOT_NAMESPACE) sidecars.push(...(snapshot.sidecarsByNamespace.get(ROOT_NAMESPACE) ?? []));
+  const sidecar = selectSidecar(sidecars, proxy.namespace, labels, b.warn);
+  const services = visibleServices(snapshot, proxy.namespace, b.warn);
+  const ownServices = we
+    ? [...(snapshot.servicesByWorkload.get(`${we.metadata.namespace}/${we.metadata.name}`) ?? [])]
+    : snapshot.serviceEntries.filter((se) => se.metadata.namespace === proxy.namespace && se.spec.workloadSelector && selectorMatches(se.spec.workloadSelector.labels, labels));
+  ownServices.sort((x, y) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0));
+
+  const assumed: string[] = [];
+  if (sidecar && (sidecar.spec.ingress?.length ?? 0) > 0) {
+    sidecarIngress(b, sidecar);
+  } else {
+    defaultIngress(b, ownServices, we);
+    const ports = b.inbound.map((l) => `${l.address}:${l.port} → ${describe(b.clusters.get(l.cluster))}`);
+    assumed.push(
+      ports.length
+        ? `inbound listeners from its ServiceEntry ports (${ports.join(', ')})`
+        : 'no inbound listeners (no ServiceEntry in its namespace selects it)',
+    );
+  }
+  if (sidecar?.spec.outboundTrafficPolicy?.mode === 'ALLOW_ANY') {
+    b.warn(`${resourceKey(sidecar)}: outboundTrafficPolicy ALLOW_ANY is not implemented: only mesh services are reachable`);
+  }
+  if (sidecar && (sidecar.spec.egress?.length ?? 0) > 0) {
+    egress(b, services, sidecar.spec.egress ?? [], resourceKey(sidecar));
+  } else {
+    egress(b, services, [{ hosts: ['*/*'] }], 'default egress');
+    const made = b.outbound.map((l) => `${l.address}:${l.port}`);
+    assumed.push(
+      `outbound listeners on ${DEFAULT_EGRESS_BIND}:<port> for every port (from ${FIRST_UNPRIVILEGED_PORT} up) of every mesh service (${made.length ? made.join(', ') : 'none'})`,
+    );
+  }
+  if (assumed.length) b.warn(`${missingPart(sidecar)} for workload ${workloadRef}: assumed ${assumed.join('; ')}`);
+
+  const byAddress = (x: { port: number; address: string }, y: { port: number; address: string }): number =>
+    x.port - y.port || (x.address < y.address ? -1 : x.address > y.address ? 1 : 0);
+  const byName = <T>(key: (t: T) => string) => (x: T, y: T): number => (key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0);
+  const identity: ProxyIdentity = { ...proxy, labels };
+  const name = we?.metadata.name ?? proxy.workloadName;
+  if (name !== undefined) identity.workloadName = name;
+  return {
+    proxy: identity,
+    inbound: [...b.inbound].sort(byAddress),
+    outbound: [...b.outbound].sort(byAddress),
+    clusters: [...b.clusters.values()].sort(byName((c: ClusterIR) => c.name)),
+    loadAssignments: [...b.loadAssignments.values()].sort(byName((l: LoadAssignmentIR) => l.clusterName)),
+    warnings: b.warnings,
+  };
+}
+
+/** The start of the "assumed defaults" log line: which configuration the workload lacks. */
+function missingPart(sidecar: Sidecar | undefined): string {
+  if (!sidecar) return 'no Sidecar';
+  const ingress = (sidecar.spec.ingress?.length ?? 0) > 0;
+  const egress = (sidecar.spec.egress?.length ?? 0) > 0;
+  return `${resourceKey(sidecar)} has no ${ingress ? 'egress' : egress ? 'ingress' : 'ingress or egress'}`;
+}
+
+function describe(c: ClusterIR | undefined): string {
+  if (!c || c.direction !== 'inbound') return '?';
+  return 'pipe' in c.endpoint ? `unix://${c.endpoint.pipe}` : `${c.endpoint.ip}:${c.endpoint.port}`;
+}
+
+/**
+ * Finds the proxy's own WorkloadEntry: by WORKLOAD_NAME in its namespace, else by its IP among the
+ * WorkloadEntries of its namespace. Mismatches with the proxy's claims are reported.
+ */
+function findOwnWorkload(snapshot: MeshSnapshot, proxy: ProxyIdentity, warn: (msg: string) => void): WorkloadEntry | undefined {
+  let we: WorkloadEntry | undefined;
+  if (proxy.workloadName) {
+    we = snapshot.workloadsByName.get(`${proxy.namespace}/${proxy.workloadName}`);
+    if (!we) warn(`WORKLOAD_NAME ${proxy.workloadName} names no WorkloadEntry in namespace ${proxy.namespace}: looking it up by address ${proxy.ip}`);
+  }
+  if (!we) {
+    const candidates = (snapshot.workloadsByAddress.get(proxy.ip) ?? [])
+      .filter((w) => w.metadata.namespace === proxy.namespace)
+      .sort((x, y) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0));
+    if (candidates.length > 1) warn(`${candidates.length} WorkloadEntries in ${proxy.namespace} have address ${proxy.ip}: using ${resourceKey(candidates[0]!)}`);
+    we = candidates[0];
+  }
+  if (!we) {
+    warn(`no WorkloadEntry for proxy ${proxy.nodeId}: using the labels from its node metadata`);
+    return undefined;
+  }
+  if (we.spec.address && we.spec.address !== proxy.ip) {
+    warn(`${resourceKey(we)} has address ${we.spec.address} but the proxy reports ${proxy.ip}: listening on ${proxy.ip}`);
+  }
+  const sa = we.spec.serviceAccount || 'default';
+  if (sa !== proxy.serviceAccount) {
+    warn(`${resourceKey(we)} has serviceAccount ${sa} but the proxy's identity is ${proxy.spiffeId}: peers expect spiffe://${proxy.trustDomain}/ns/${we.metadata.namespace}/sa/${sa}`);
+  }
+  return we;
+}
+
+/** Inbound listeners from `Sidecar.ingress[]`. */
+function sidecarIngress(b: Builder, sidecar: Sidecar): void {
+  (sidecar.spec.ingress ?? []).forEach((ing, i) => {
+    const where = `${resourceKey(sidecar)} ingress[${i}]`;
+    const address = ing.bind ?? b.proxy.ip;
+    if (isIP(address) === 0) {
+      b.warn(`${where}: bind ${JSON.stringify(address)} is not an IP address: skipped`);
+      return;
+    }
+    const port = ing.port.number;
+    const endpoint = resolveDefaultEndpoint(ing.defaultEndpoint, b.proxy.ip, port, where, b.warn);
+    if (!endpoint) return;
+    b.addInbound(address, port, classifyProtocol(ing.port.protocol, ing.port.name), endpoint, where);
+  });
+}
+
+/** Inbound listeners for every port of the ServiceEntries that select the workload. */
+function defaultIngress(b: Builder, ownServices: readonly ServiceEntry[], we: WorkloadEntry | undefined): void {
+  const protocols = new Map<number, { protocol: AppProtocol; by: string }>();
+  for (const se of ownServices) {
+    for (const p of se.spec.ports ?? []) {
+      const port = endpointPort({ ports: we?.spec.ports ?? {} }, p);
+      const protocol = classifyProtocol(p.protocol, p.name);
+      const where = `${resourceKey(se)} port ${p.name}`;
+      const prior = protocols.get(port);
+      if (prior) {
+        if (prior.protocol !== protocol) b.warn(`${where}: workload port ${port} is ${protocol} here but ${prior.protocol} in ${prior.by}: using ${prior.protocol}`);
+        continue;
+      }
+      protocols.set(port, { protocol, by: where });
+      b.addInbound(b.proxy.ip, port, protocol, { ip: '127.0.0.1', port }, where);
+    }
+  }
+}
+
+/**
+ * Resolves `Sidecar.ingress[].defaultEndpoint` (parsed by the resource layer's
+ * `parseDefaultEndpoint`): `127.0.0.1:PORT`, `[::1]:PORT`, `0.0.0.0:PORT` / `[::]:PORT` (the
+ * workload's own address, as in Istio) or `unix://<path>`. Unset means `127.0.0.1:<ingress port>`,
+ * with a warning. An invalid value is reported and yields undefined.
+ */
+export function resolveDefaultEndpoint(value: string | undefined, workloadIp: string, ingressPort: number, where: string, warn: (msg: string) => void): EndpointAddress | undefined {
+  if (value === undefined || value === '') {
+    warn(`${where}: no defaultEndpoint: assumed 127.0.0.1:${ingressPort}`);
+    return { ip: '127.0.0.1', port: ingressPort };
+  }
+  const parsed = parseDefaultEndpoint(value);
+  if ('error' in parsed) {
+    warn(`${where}: ${parsed.error}: skipped`);
+    return undefined;
+  }
+  if (parsed.kind === 'unix') return { pipe: parsed.path };
+  return { ip: parsed.host === '0.0.0.0' || parsed.host === '::' ? workloadIp : parsed.host, port: parsed.port };
+}
+
+/** Outbound listeners from egress entries: entries with a port first, then the catch-all ones. */
+function egress(b: Builder, services: readonly MeshService[], entries: readonly IstioEgressListener[], owner: string): void {
+  const indexed = entries.map((e, i) => ({ e, i }));
+  const ordered = [...indexed.filter((x) => x.e.port), ...indexed.filter((x) => !x.e.port)];
+  for (const { e, i } of ordered) {
+    const where = owner === 'default egress' ? owner : `${owner} egress[${i}]`;
+    const bind = e.bind ?? DEFAULT_EGRESS_BIND;
+    if (isIP(bind) === 0) {
+      b.warn(`${where}: bind ${JSON.stringify(bind)} is not an IP address: skipped`);
+      continue;
+    }
+    const patterns = e.hosts.map((h) => parseEgressHost(h, b.proxy.namespace, (m) => b.warn(`${where}: ${m}`)));
+    const matched = services.filter((s) => patterns.some((p) => egressHostMatches(p, s.host, s.namespace)));
+    const pairs = matched.flatMap((svc) => svc.ports.map((port) => ({ svc, port })));
+    if (e.port) {
+      const n = e.port.number;
+      b.addOutbound(bind, n, pairs.filter((p) => p.port.number === n), e.port.protocol, where, true);
+      continue;
+    }
+    const ports = [...new Set(pairs.map((p) => p.port.number))].sort((x, y) => x - y);
+    for (const n of ports) {
+      if (owner === 'default egress' && n < FIRST_UNPRIVILEGED_PORT) {
+        const hosts = pairs.filter((p) => p.port.number === n).map((p) => p.svc.host);
+        b.warn(`${where}: no outbound listener on ${bind}:${n} for ${hosts.join(', ')}: ports below ${FIRST_UNPRIVILEGED_PORT} need privileges to bind (declare a Sidecar egress port to reach them)`);
+        continue;
+      }
+      b.addOutbound(bind, n, pairs.filter((p) => p.port.number === n), undefined, where, false);
+    }
+  }
+}
+
+/**
+ * Virtual hosts of an outbound HTTP route configuration, one per cluster (sorted by host). Domains:
+ * the host and `host:port`; short names (the first DNS label, and `name.namespace`,
+ * `name.namespace.svc` for `*.svc.*` hosts), with and without `:port`, only when no other virtual
+ * host of the configuration claims them; and `*` when the listener serves exactly one service, so
+ * an application can call `http://127.0.0.1:<port>/` without setting a Host header.
+ */
+export function virtualHosts(clusters: readonly OutboundClusterIR[], port: number): VirtualHostIR[] {
+  const full = new Set(clusters.map((c) => c.host.toLowerCase()));
+  const shortCount = new Map<string, number>();
+  const shorts = clusters.map((c) => shortNames(c.host));
+  for (const list of shorts) for (const s of list) shortCount.set(s, (shortCount.get(s) ?? 0) + 1);
+  return clusters.map((c, i) => {
+    const domains = [c.host, `${c.host}:${port}`];
+    for (const s of shorts[i] ?? []) {
+      if (shortCount.get(s) === 1 && !full.has(s)) domains.push(s, `${s}:${port}`);
+    }
+    if (clusters.length === 1) domains.push('*');
+    return { name: `${c.host}:${port}`, domains, cluster: c.name };
+  });
+}
+
+function shortNames(host: string): string[] {
+  const h = host.toLowerCase();
+  if (h.startsWith('*') || isIP(h) !== 0) return [];
+  const labels = h.split('.');
+  if (labels.length < 2) return [];
+  const out = [labels[0]!];
+  if (labels.length > 3 && labels[2] === 'svc') out.push(`${labels[0]}.${labels[1]}`, `${labels[0]}.${labels[1]}.svc`);
+  return out;
+}

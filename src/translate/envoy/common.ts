@@ -1,0 +1,57 @@
+/**
+ * Shared pieces of the Envoy translator: type URLs of the extension configs Skiff embeds, filter
+ * and address helpers, and the content-hashed {@link VersionedResource} wrapper.
+ */
+import { createHash } from 'node:crypto';
+import { encodeAny } from '../../xds/protos/loader.js';
+import type { VersionedResource } from '../../xds/types.js';
+import type { EndpointAddress } from '../../ir/types.js';
+import type { Address, NamedFilter } from './envoy-types.js';
+
+/** Type URLs of the typed configs embedded in Skiff's resources. */
+export const ExtensionType = {
+  HttpConnectionManager: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+  TcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+  Router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+  TlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+  DownstreamTlsContext: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+  UpstreamTlsContext: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  HttpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+} as const;
+
+/** The Envoy extension names the typed configs above are registered under. */
+export const FilterName = {
+  HttpConnectionManager: 'envoy.filters.network.http_connection_manager',
+  TcpProxy: 'envoy.filters.network.tcp_proxy',
+  Router: 'envoy.filters.http.router',
+  TlsInspector: 'envoy.filters.listener.tls_inspector',
+  TlsTransportSocket: 'envoy.transport_sockets.tls',
+  HttpProtocolOptions: 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+} as const;
+
+/** The HTTP router filter (always the last HTTP filter). */
+export function routerFilter(): NamedFilter {
+  return { name: FilterName.Router, typedConfig: { '@type': ExtensionType.Router } };
+}
+
+/** An Envoy `Address` for an IP and port. */
+export function socketAddress(ip: string, port: number): Address {
+  return { socketAddress: { address: ip, portValue: port } };
+}
+
+/** An Envoy `Address` for an IR endpoint (IP:port or Unix socket path). */
+export function endpointAddress(ep: EndpointAddress): Address {
+  return 'pipe' in ep ? { pipe: { path: ep.pipe } } : socketAddress(ep.ip, ep.port);
+}
+
+/** Characters of the hex SHA-256 digest kept as a resource version (as in `xds/cache/version.ts`). */
+const VERSION_CHARS = 16;
+
+/**
+ * Encodes `message` as `typeUrl` (strictly: an unknown field throws `UnknownFieldError`) and
+ * returns it with its content version, the first 16 hex digits of SHA-256 of the bytes.
+ */
+export function versioned(typeUrl: string, name: string, message: object): VersionedResource {
+  const resource = encodeAny(typeUrl, message);
+  return { name, version: createHash('sha256').update(resource.value).digest('hex').slice(0, VERSION_CHARS), resource };
+}

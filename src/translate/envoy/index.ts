@@ -1,0 +1,87 @@
+/**
+ * The Envoy translator: a pure function from a proxy's IR to its xDS resources (Listener,
+ * RouteConfiguration, Cluster, ClusterLoadAssignment), each encoded once as `Any` with a content
+ * hash version (DESIGN.md §1, §6). Resource names follow Istio.
+ */
+import type { ProxyIR } from '../../ir/types.js';
+import { TypeUrl } from '../../xds/protos/loader.js';
+import type { ResourcesByType, VersionedResource } from '../../xds/types.js';
+import { inboundCluster, outboundCluster } from './clusters.js';
+import { versioned } from './common.js';
+import { clusterLoadAssignment } from './endpoints.js';
+import { inboundListener, outboundListener } from './listeners.js';
+import { POLICY_MODULES, type EnvoyPolicyModule } from './policies/index.js';
+import { outboundRouteConfiguration } from './routes.js';
+
+/** What {@link translateEnvoy} returns. */
+export interface EnvoyTranslation {
+  /** By type URL (all four types always present, possibly empty), then by resource name. */
+  resources: ResourcesByType;
+  /**
+   * Names other resources need, by type URL: every EDS cluster's ClusterLoadAssignment and every
+   * listener's RDS RouteConfiguration (checked by the snapshot cache before publishing).
+   */
+  references: Map<string, Set<string>>;
+  /** What the translator could not honour, one sentence each. */
+  warnings: string[];
+}
+
+/**
+ * Translates `ir` (which should pass `validate()`) into Envoy resources. `modules` defaults to
+ * {@link POLICY_MODULES}; they run in ascending `order`. Throws `UnknownFieldError` if a builder
+ * produced a field the Envoy proto lacks (a bug, caught by the golden tests), or an `Error` when
+ * the IR is inconsistent in a way that cannot be rendered.
+ */
+export function translateEnvoy(ir: ProxyIR, modules: readonly EnvoyPolicyModule[] = POLICY_MODULES): EnvoyTranslation {
+  const warnings: string[] = [];
+  const warn = (m: string): void => {
+    if (!warnings.includes(m)) warnings.push(m);
+  };
+  const ordered = [...modules].sort((a, b) => a.order - b.order);
+  const listeners = new Map<string, VersionedResource>();
+  const routes = new Map<string, VersionedResource>();
+  const clusters = new Map<string, VersionedResource>();
+  const endpoints = new Map<string, VersionedResource>();
+  const edsNames = new Set<string>();
+  const rdsNames = new Set<string>();
+
+  const put = (map: Map<string, VersionedResource>, typeUrl: string, name: string, message: object): void => {
+    if (map.has(name)) throw new Error(`duplicate ${typeUrl.slice(typeUrl.lastIndexOf('.') + 1)} ${name}`);
+    map.set(name, versioned(typeUrl, name, message));
+  };
+
+  for (const l of ir.inbound) put(listeners, TypeUrl.Listener, l.name, inboundListener(l, ir, ordered, warn));
+  for (const l of ir.outbound) {
+    put(listeners, TypeUrl.Listener, l.name, outboundListener(l));
+    if (l.protocol === 'HTTP' && l.routeConfig) {
+      rdsNames.add(l.routeConfig.name);
+      put(routes, TypeUrl.RouteConfiguration, l.routeConfig.name, outboundRouteConfiguration(l.routeConfig));
+    }
+  }
+  for (const c of ir.clusters) {
+    if (c.direction === 'inbound') {
+      put(clusters, TypeUrl.Cluster, c.name, inboundCluster(c));
+    } else {
+      edsNames.add(c.name);
+      put(clusters, TypeUrl.Cluster, c.name, outboundCluster(c, ir.proxy));
+    }
+  }
+  for (const la of ir.loadAssignments) put(endpoints, TypeUrl.ClusterLoadAssignment, la.clusterName, clusterLoadAssignment(la));
+
+  return {
+    resources: new Map([
+      [TypeUrl.Listener, listeners],
+      [TypeUrl.RouteConfiguration, routes],
+      [TypeUrl.Cluster, clusters],
+      [TypeUrl.ClusterLoadAssignment, endpoints],
+    ]),
+    references: new Map([
+      [TypeUrl.ClusterLoadAssignment, edsNames],
+      [TypeUrl.RouteConfiguration, rdsNames],
+    ]),
+    warnings,
+  };
+}
+
+export { POLICY_MODULES, type EnvoyPolicyModule, type InboundChainDraft, type InboundListenerDraft } from './policies/index.js';
+export { SDS_CLUSTER, SECRET_CERTIFICATE, SECRET_ROOT_CA, INBOUND_ALPN, upstreamAlpn } from './tls.js';

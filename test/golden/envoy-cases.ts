@@ -1,0 +1,72 @@
+/**
+ * Loads the Envoy translator's golden cases (`test/golden/envoy/<case>.in.yaml`) and runs the
+ * pipeline on them: parse → snapshot → push context (IR) → validate → translate.
+ *
+ * A case file is mesh resources (multi-document YAML, as in a config dir) whose header names the
+ * proxy to compute, in one comment line of YAML flow syntax:
+ *
+ *   # proxy: {id: "sidecar~198.18.0.1~a.demo~demo.svc.cluster.local", metadata: {NAMESPACE: demo, SERVICE_ACCOUNT: a, WORKLOAD_NAME: a}}
+ *
+ * (an optional `trustDomain` key defaults to `cluster.local`).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import type { ProxyIR } from '../../src/ir/types.js';
+import { validate } from '../../src/ir/validate.js';
+import { buildProxyIR, parseProxyNode } from '../../src/push/index.js';
+import { formatIssue, parseResources } from '../../src/resources/parse.js';
+import { translateEnvoy, type EnvoyTranslation } from '../../src/translate/envoy/index.js';
+import { buildSnapshot } from '../../src/registry/index.js';
+
+/** The folder holding the cases. */
+export const CASES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'envoy');
+
+/** Case names (file names without `.in.yaml`), sorted. */
+export function caseNames(): string[] {
+  return fs
+    .readdirSync(CASES_DIR)
+    .filter((f) => f.endsWith('.in.yaml'))
+    .map((f) => f.slice(0, -'.in.yaml'.length))
+    .sort();
+}
+
+/** One case run through the pipeline. */
+export interface EnvoyCase {
+  name: string;
+  ir: ProxyIR;
+  validationErrors: string[];
+  translation: EnvoyTranslation;
+}
+
+interface ProxyHeader {
+  id: string;
+  metadata?: Record<string, unknown>;
+  trustDomain?: string;
+}
+
+function proxyHeader(text: string, file: string): ProxyHeader {
+  const line = text.split('\n').find((l) => l.startsWith('# proxy:'));
+  if (!line) throw new Error(`${file}: no "# proxy: {...}" header line`);
+  const header = YAML.parse(line.slice('# proxy:'.length)) as unknown;
+  if (typeof header !== 'object' || header === null || typeof (header as ProxyHeader).id !== 'string') {
+    throw new Error(`${file}: the proxy header needs at least {id: "..."}`);
+  }
+  return header as ProxyHeader;
+}
+
+/** Loads and runs case `name`. Throws when the input has resource errors. */
+export function runCase(name: string): EnvoyCase {
+  const file = path.join(CASES_DIR, `${name}.in.yaml`);
+  const text = fs.readFileSync(file, 'utf8');
+  const header = proxyHeader(text, file);
+  const parsed = parseResources(text, `${name}.in.yaml`);
+  if (parsed.errors.length > 0) throw new Error(`${file}:\n${parsed.errors.map(formatIssue).join('\n')}`);
+  const snapshot = buildSnapshot(1, parsed.resources);
+  const proxy = parseProxyNode({ id: header.id, metadata: header.metadata ?? {} }, header.trustDomain ?? 'cluster.local');
+  const ir = buildProxyIR(snapshot, proxy);
+  const validationErrors = validate(ir);
+  const translation = translateEnvoy(ir);
+  return { name, ir, validationErrors, translation };
+}
