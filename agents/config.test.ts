@@ -1,0 +1,97 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { AgentConfigError, envVarFor, flagFor, loadAgentConfig, workloadSpiffeId } from './config.js';
+import { shortTempDir } from './testing.js';
+
+const required = {
+  controlPlane: 'cp.mesh.internal:15012',
+  rootCertPath: '/etc/skiff/root-cert.pem',
+  namespace: 'shop',
+  serviceAccount: 'web',
+  workloadName: 'vm-a',
+  workloadIp: '198.18.0.10',
+};
+
+void describe('agent config', () => {
+  let dir: string;
+  before(async () => {
+    dir = await shortTempDir();
+  });
+  after(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  void it('fills documented defaults', () => {
+    const c = loadAgentConfig({ env: {}, overrides: required });
+    assert.equal(c.trustDomain, 'cluster.local');
+    assert.equal(c.clusterId, 'skiff');
+    assert.equal(c.stateDir, '/var/lib/skiff-agent');
+    assert.equal(c.envoyAdminPort, 15000);
+    assert.equal(c.envoyBaseIdDynamic, true);
+    assert.equal(c.xdsMode, 'sotw');
+    assert.deepEqual(c.labels, {});
+    assert.equal(c.certTtlSeconds, undefined);
+    assert.ok(c.envoyPath.length > 0);
+    assert.equal(workloadSpiffeId(c), 'spiffe://cluster.local/ns/shop/sa/web');
+  });
+
+  void it('takes the file, then SKIFF_* environment, then flags, each overriding the one before', async () => {
+    const file = path.join(dir, 'agent.yaml');
+    await fs.writeFile(file, ['controlPlane: file.example:15012', 'namespace: from-file', 'serviceAccount: web', 'envoyAdminPort: 15001', 'labels:', '  app: web'].join('\n'));
+    const c = loadAgentConfig({
+      file,
+      env: { SKIFF_NAMESPACE: 'from-env', SKIFF_ENVOY_ADMIN_PORT: '15002', SKIFF_ROOT_CERT_PATH: '/r.pem', SKIFF_LABELS: 'app=api,tier=back', SKIFF_ENVOY_BASE_ID_DYNAMIC: 'false' },
+      overrides: { namespace: 'from-flag', workloadName: 'vm-a', workloadIp: '10.0.0.1', envoyAdminPort: undefined },
+    });
+    assert.equal(c.controlPlane, 'file.example:15012');
+    assert.equal(c.namespace, 'from-flag');
+    assert.equal(c.envoyAdminPort, 15002);
+    assert.deepEqual(c.labels, { app: 'api', tier: 'back' });
+    assert.equal(c.envoyBaseIdDynamic, false);
+    assert.equal(envVarFor('envoyAdminPort'), 'SKIFF_ENVOY_ADMIN_PORT');
+    assert.equal(flagFor('envoyAdminPort'), '--envoy-admin-port');
+  });
+
+  void it('names every missing required field and how to set it', () => {
+    assert.throws(
+      () => loadAgentConfig({ env: {}, overrides: { namespace: 'shop' } }),
+      (err: unknown) =>
+        err instanceof AgentConfigError &&
+        ['controlPlane', 'rootCertPath', 'serviceAccount', 'workloadName', 'workloadIp'].every((f) => err.message.includes(`${f}: required`)) &&
+        err.message.includes('SKIFF_CONTROL_PLANE') &&
+        err.message.includes('--workload-ip'),
+    );
+  });
+
+  void it('names the field and where a bad value came from', async () => {
+    assert.throws(() => loadAgentConfig({ env: { SKIFF_ENVOY_ADMIN_PORT: 'http' }, overrides: required }), /envoyAdminPort: expected an integer port 1-65535 \(from env SKIFF_ENVOY_ADMIN_PORT\)/);
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: { ...required, workloadIp: '10.0.0.300' } }), /workloadIp: expected an IPv4 or IPv6 address \(from flag --workload-ip\)/);
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: { ...required, controlPlane: 'cp.mesh.internal' } }), /controlPlane: expected host:port/);
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: { ...required, namespace: 'Shop_1' } }), /namespace: expected a DNS-1123 label/);
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: { ...required, certTtlSeconds: 100 * 24 * 3600 } }), /certTtlSeconds: expected at most 90 days/);
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: { ...required, socketDir: `/tmp/${'d'.repeat(100)}` } }), /socketDir: socket path .* shorter than 108 bytes/);
+    assert.throws(
+      () => loadAgentConfig({ env: {}, overrides: { ...required, rootCertPath: '' }, flagNames: { rootCertPath: '--root-cert' } }),
+      /rootCertPath: expected a file path \(from flag --root-cert\)/,
+    );
+    const file = path.join(dir, 'typo.yaml');
+    await fs.writeFile(file, 'namespce: shop\n');
+    assert.throws(() => loadAgentConfig({ file, env: {}, overrides: required }), new RegExp(`namespce: unknown setting \\(from ${file.replace(/[/.]/g, '\\$&')}\\)`));
+  });
+
+  void it('reports an unreadable or invalid YAML file with its path and line', async () => {
+    assert.throws(() => loadAgentConfig({ file: path.join(dir, 'missing.yaml'), env: {}, overrides: required }), /cannot read agent config file .*missing\.yaml/);
+    const file = path.join(dir, 'bad.yaml');
+    await fs.writeFile(file, 'namespace: shop\nlabels: [a\n');
+    assert.throws(() => loadAgentConfig({ file, env: {}, overrides: required }), /bad\.yaml(:\d+)?: invalid YAML/);
+    const list = path.join(dir, 'list.yaml');
+    await fs.writeFile(list, '- a\n- b\n');
+    assert.throws(() => loadAgentConfig({ file: list, env: {}, overrides: required }), /expected a mapping/);
+  });
+
+  void it('accepts IPv6 control plane addresses in brackets', () => {
+    assert.equal(loadAgentConfig({ env: {}, overrides: { ...required, controlPlane: '[fd00::1]:15012' } }).controlPlane, '[fd00::1]:15012');
+  });
+});

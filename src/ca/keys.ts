@@ -1,0 +1,155 @@
+/**
+ * Key handling for the CA: importing the CA's PEM private key in any of the usual encodings
+ * (PKCS#8, SEC1 `EC PRIVATE KEY`, PKCS#1 `RSA PRIVATE KEY`, as Istio's `ca-key.pem` may hold) with
+ * the matching X.509 signature algorithm, and checking the public keys CSRs carry.
+ */
+import crypto from 'node:crypto';
+import { CaError } from './errors.js';
+import { algorithmIdentifierFor, type DerSigner } from './x509-der.js';
+import { DerError, Tag, children, contentOf, expect, readOid } from './der.js';
+
+/** The CA's signing key. */
+export interface SigningKey {
+  /** The public key, SubjectPublicKeyInfo DER (to check it matches `ca-cert.pem`). */
+  spki: Buffer;
+  /** Short description for logs, e.g. `ECDSA P-256`. */
+  description: string;
+  /** The key and signature algorithm for `node:crypto` signing of DER certificates. */
+  der: DerSigner;
+}
+
+/** Node curve name → hash used with it (RFC 5758 §3.2 pairs P-256/SHA-256, P-384/SHA-384). */
+const CURVES: Record<string, { name: string; hash: string }> = {
+  prime256v1: { name: 'P-256', hash: 'sha256' },
+  secp384r1: { name: 'P-384', hash: 'sha384' },
+  secp521r1: { name: 'P-521', hash: 'sha512' },
+};
+
+/**
+ * Imports a PEM private key (PKCS#8, SEC1 or PKCS#1) for signing certificates: ECDSA on P-256,
+ * P-384 or P-521 (ecdsa-with-SHA256/384/512), or RSA of 2048 bits or more
+ * (sha256WithRSAEncryption). Throws {@link CaError} `ca-config` for anything else; `source` names
+ * the file in the message.
+ */
+export function importSigningKey(pem: string | Buffer, source: string): SigningKey {
+  let ko: crypto.KeyObject;
+  try {
+    ko = crypto.createPrivateKey(pem);
+  } catch {
+    throw new CaError('ca-config', `${source}: not a PEM private key`);
+  }
+  const spki = crypto.createPublicKey(ko).export({ format: 'der', type: 'spki' });
+  if (ko.asymmetricKeyType === 'ec') {
+    const curve = CURVES[ko.asymmetricKeyDetails?.namedCurve ?? ''];
+    if (!curve) throw new CaError('ca-config', `${source}: EC curve ${ko.asymmetricKeyDetails?.namedCurve ?? '?'} not supported (P-256, P-384, P-521)`);
+    const der = { key: ko, hash: curve.hash, algorithmIdentifier: algorithmIdentifierFor('ecdsa', curve.hash) };
+    return { spki, description: `ECDSA ${curve.name}`, der };
+  }
+  if (ko.asymmetricKeyType === 'rsa') {
+    const bits = ko.asymmetricKeyDetails?.modulusLength ?? 0;
+    if (bits < 2048) throw new CaError('ca-config', `${source}: RSA key of ${bits} bits is too small (2048 or more)`);
+    const der = { key: ko, hash: 'sha256', algorithmIdentifier: algorithmIdentifierFor('rsa', 'sha256') };
+    return { spki, description: `RSA ${bits}`, der };
+  }
+  throw new CaError('ca-config', `${source}: key type ${ko.asymmetricKeyType ?? '?'} not supported (ECDSA or RSA)`);
+}
+
+/** A CSR key accepted by {@link checkCsrKey}. */
+export interface CsrKeyInfo {
+  kind: 'ecdsa' | 'rsa';
+  /** `P-256`/`P-384` for ECDSA, modulus bits for RSA. */
+  detail: string;
+  /** The key, ready for `crypto.verify`. */
+  publicKey: crypto.KeyObject;
+}
+
+const KEY_OIDS = {
+  ecPublicKey: '1.2.840.10045.2.1',
+  rsaEncryption: '1.2.840.113549.1.1.1',
+  p256: '1.2.840.10045.3.1.7',
+  p384: '1.3.132.0.34',
+} as const;
+
+const KEY_NAMES: Record<string, string> = {
+  '1.3.101.112': 'Ed25519',
+  '1.3.101.113': 'Ed448',
+  '1.2.840.113549.1.1.10': 'RSA-PSS',
+  '1.2.840.10040.4.1': 'DSA',
+};
+
+function b64u(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('base64url');
+}
+
+function stripZeros(bytes: Uint8Array): Uint8Array {
+  let i = 0;
+  while (i < bytes.length - 1 && bytes[i] === 0) i++;
+  return bytes.subarray(i);
+}
+
+/**
+ * Checks the SubjectPublicKeyInfo (DER) of a CSR: ECDSA P-256 or P-384, or RSA with a modulus of
+ * 2048 to 8192 bits (DESIGN.md §4), and returns it as a KeyObject. The SPKI is read here and the
+ * key imported as a JWK, which is several times cheaper in OpenSSL 3 than decoding the DER.
+ * Throws {@link CaError} `unsupported-key` for another key type or size, `bad-csr` if malformed.
+ */
+export function checkCsrKey(spki: Uint8Array): CsrKeyInfo {
+  let algOid: string;
+  let paramOid: string | undefined;
+  let keyBits: Uint8Array;
+  try {
+    const top = expect(spki, 0, Tag.SEQUENCE, 'SubjectPublicKeyInfo');
+    if (top.end !== spki.length) throw new DerError('trailing bytes after SubjectPublicKeyInfo');
+    const [algNode, bitsNode] = children(spki, top);
+    if (!algNode || algNode.tag !== Tag.SEQUENCE || !bitsNode || bitsNode.tag !== Tag.BIT_STRING) throw new DerError('SubjectPublicKeyInfo elements');
+    const [oidNode, params] = children(spki, algNode);
+    if (!oidNode) throw new DerError('empty AlgorithmIdentifier');
+    algOid = readOid(spki, oidNode);
+    paramOid = params?.tag === Tag.OID ? readOid(spki, params) : undefined;
+    const bits = contentOf(spki, bitsNode);
+    if (bits[0] !== 0) throw new DerError('public key BIT STRING has unused bits');
+    keyBits = bits.subarray(1);
+  } catch (err) {
+    if (err instanceof DerError) throw new CaError('bad-csr', `CSR public key is malformed: ${err.message}`);
+    throw err;
+  }
+  try {
+    if (algOid === KEY_OIDS.ecPublicKey) {
+      const curve = paramOid === KEY_OIDS.p256 ? 'P-256' : paramOid === KEY_OIDS.p384 ? 'P-384' : undefined;
+      if (!curve) throw new CaError('unsupported-key', `CSR key on curve ${paramOid ?? '?'} is not accepted (ECDSA P-256 or P-384, or RSA 2048+)`);
+      const size = curve === 'P-256' ? 32 : 48;
+      let publicKey: crypto.KeyObject;
+      if (keyBits[0] === 0x04 && keyBits.length === 1 + 2 * size) {
+        const x = b64u(keyBits.subarray(1, 1 + size));
+        const y = b64u(keyBits.subarray(1 + size));
+        publicKey = crypto.createPublicKey({ key: { kty: 'EC', crv: curve, x, y }, format: 'jwk' });
+      } else {
+        publicKey = crypto.createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }); // compressed point
+      }
+      return { kind: 'ecdsa', detail: curve, publicKey };
+    }
+    if (algOid === KEY_OIDS.rsaEncryption) {
+      const seqNode = expect(keyBits, 0, Tag.SEQUENCE, 'RSAPublicKey');
+      const [nNode, eNode] = children(keyBits, seqNode);
+      if (!nNode || nNode.tag !== Tag.INTEGER || !eNode || eNode.tag !== Tag.INTEGER) throw new DerError('RSAPublicKey must be two INTEGERs');
+      const n = stripZeros(contentOf(keyBits, nNode));
+      const bitLength = n.length * 8 - Math.clz32(n[0] ?? 0) + 24;
+      if (bitLength < 2048 || bitLength > 8192) throw new CaError('unsupported-key', `CSR RSA key of ${bitLength} bits is not accepted (2048 to 8192)`);
+      const publicKey = crypto.createPublicKey({ key: { kty: 'RSA', n: b64u(n), e: b64u(stripZeros(contentOf(keyBits, eNode))) }, format: 'jwk' });
+      return { kind: 'rsa', detail: String(bitLength), publicKey };
+    }
+  } catch (err) {
+    if (err instanceof CaError) throw err;
+    throw new CaError('bad-csr', `CSR public key is malformed: ${(err as Error).message}`);
+  }
+  throw new CaError('unsupported-key', `CSR key type ${KEY_NAMES[algOid] ?? algOid} is not accepted (ECDSA P-256 or P-384, or RSA 2048+)`);
+}
+
+/** Generates an ECDSA P-256 key pair; returns the private key as PKCS#8 PEM and the SPKI DER. */
+export function generateP256(): { keyPem: string; spki: Buffer } {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return {
+    keyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    spki: publicKey.export({ format: 'der', type: 'spki' }),
+  };
+}

@@ -1,0 +1,221 @@
+/**
+ * The Istio CA wire protocol for @grpc/grpc-js:
+ * `istio.v1.auth.IstioCertificateService/CreateCertificate` (messages in
+ * `src/xds/protos/istio/ca.proto`, wire-compatible with Istio's `security/v1alpha1/ca.proto`).
+ *
+ * The identity in the issued certificate comes from who the caller proved to be, never from the
+ * CSR (DESIGN.md §4). Authentication, in order:
+ * 1. `authorization: Bearer <JWT>` metadata: a bootstrap token, checked by
+ *    {@link TokenAuthority.verify}; a single-use token is consumed once the certificate is signed.
+ * 2. Otherwise (or if the token is refused) the caller's current SVID presented as the TLS client
+ *    certificate, checked against the trust bundle: a renewal for that identity. So an expired
+ *    bootstrap token never strands an agent that still holds a valid SVID.
+ *
+ * gRPC status codes: UNAUTHENTICATED when no credential is valid (the message says why, e.g.
+ * "bootstrap token refused: token expired"); PERMISSION_DENIED when the CSR asks for another
+ * identity (logged with both identities) or the identity is outside this trust domain;
+ * INVALID_ARGUMENT for a bad CSR, several SANs, an unsupported key or a TTL above 90 days.
+ * Outcomes are counted in `metrics.csrSigned` (`ok`, `denied`, `invalid`, `unauthenticated`,
+ * `error`).
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../observability/logger.js';
+import type { ControlPlaneMetrics } from '../observability/metrics.js';
+import { messageType } from '../xds/protos/loader.js';
+import { TokenError, type TokenAuthority, type VerifiedToken } from '../identity/tokens.js';
+import { PeerAuthError, authenticateCallPeer, verifyCallIdentity, type CallWithAuthContext, type VerifiedPeer } from '../identity/peer.js';
+import { parseSpiffeId } from '../identity/spiffe.js';
+import { CaError, type CaErrorCode } from './errors.js';
+import type { CertificateAuthority } from './authority.js';
+
+export { verifyCallIdentity } from '../identity/peer.js';
+
+/** Full gRPC method path of CreateCertificate. */
+export const CREATE_CERTIFICATE_PATH = '/istio.v1.auth.IstioCertificateService/CreateCertificate';
+
+/** `IstioCertificateRequest` in protobufjs object form. */
+export interface IstioCertificateRequest {
+  /** PEM PKCS#10 CSR. */
+  csr: string;
+  /** Requested lifetime in seconds; 0 = the CA's default (24 h). */
+  validityDuration: number;
+  metadata?: unknown;
+}
+
+/** `IstioCertificateResponse` in protobufjs object form: PEM certificates, leaf first, roots last. */
+export interface IstioCertificateResponse {
+  certChain: string[];
+}
+
+/** Dependencies of {@link createCaService}. */
+export interface CaServiceOptions {
+  ca: CertificateAuthority;
+  tokens: TokenAuthority;
+  /** Roots that client SVIDs must chain to (normally `ca.trustBundlePem()`). */
+  trustBundlePem: string;
+  logger: Logger;
+  metrics: Pick<ControlPlaneMetrics, 'csrSigned'>;
+}
+
+/** A grpc-js service: pass both to `server.addService(definition, implementation)`. */
+export interface CaService {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+}
+
+/** The gRPC service definition of `istio.v1.auth.IstioCertificateService`. */
+export function caServiceDefinition(): grpc.ServiceDefinition {
+  const reqType = messageType('istio.v1.auth.IstioCertificateRequest');
+  const resType = messageType('istio.v1.auth.IstioCertificateResponse');
+  const method: grpc.MethodDefinition<IstioCertificateRequest, IstioCertificateResponse> = {
+    path: CREATE_CERTIFICATE_PATH,
+    requestStream: false,
+    responseStream: false,
+    originalName: 'createCertificate',
+    requestSerialize: (req) => Buffer.from(reqType.encode(reqType.fromObject(req)).finish()),
+    requestDeserialize: (buf) => reqType.toObject(reqType.decode(buf), { longs: Number, defaults: true }) as IstioCertificateRequest,
+    responseSerialize: (res) => Buffer.from(resType.encode(resType.fromObject(res)).finish()),
+    responseDeserialize: (buf) => resType.toObject(resType.decode(buf), { defaults: true }) as IstioCertificateResponse,
+  };
+  return { CreateCertificate: method };
+}
+
+type Outcome = 'ok' | 'denied' | 'invalid' | 'unauthenticated' | 'error';
+
+class Refusal extends Error {
+  constructor(
+    readonly code: grpc.status,
+    readonly outcome: Outcome,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const CA_ERROR_STATUS: Record<CaErrorCode, { code: grpc.status; outcome: Outcome }> = {
+  'invalid-ttl': { code: grpc.status.INVALID_ARGUMENT, outcome: 'invalid' },
+  'bad-csr': { code: grpc.status.INVALID_ARGUMENT, outcome: 'invalid' },
+  'unsupported-key': { code: grpc.status.INVALID_ARGUMENT, outcome: 'invalid' },
+  'identity-mismatch': { code: grpc.status.PERMISSION_DENIED, outcome: 'denied' },
+  'invalid-identity': { code: grpc.status.PERMISSION_DENIED, outcome: 'denied' },
+  'ca-config': { code: grpc.status.INTERNAL, outcome: 'error' },
+  'ca-expired': { code: grpc.status.UNAVAILABLE, outcome: 'error' },
+};
+
+interface Caller {
+  spiffeId: string;
+  via: 'token' | 'svid';
+  token?: VerifiedToken;
+  peer?: VerifiedPeer;
+}
+
+/**
+ * Builds the CreateCertificate service. See the module comment for authentication, status codes
+ * and metrics.
+ */
+export function createCaService(opts: CaServiceOptions): CaService {
+  const { ca, tokens, trustBundlePem, logger, metrics } = opts;
+  const intermediatesPem = ca.intermediatesPemBundle();
+
+  async function authenticate(call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>): Promise<Caller> {
+    let tokenError: TokenError | undefined;
+    const auth = call.metadata.get('authorization');
+    if (auth.length > 0) {
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(String(auth[0]));
+      if (!match?.[1]) {
+        tokenError = new TokenError('malformed', 'authorization metadata is not "Bearer <token>"');
+      } else {
+        try {
+          const token = await tokens.verify(match[1]);
+          return { spiffeId: token.spiffeId, via: 'token', token };
+        } catch (err) {
+          if (!(err instanceof TokenError)) throw err;
+          tokenError = err;
+        }
+      }
+    }
+    let peerError: PeerAuthError | undefined;
+    try {
+      const peer = authenticateCallPeer(call, { trustBundlePem, intermediatesPem });
+      if (peer) return { spiffeId: peer.spiffeId, via: 'svid', peer };
+    } catch (err) {
+      if (!(err instanceof PeerAuthError)) throw err;
+      peerError = err;
+    }
+    const reasons: string[] = [];
+    if (tokenError) reasons.push(`bootstrap token refused: ${tokenError.message}`);
+    if (peerError) reasons.push(`client certificate refused: ${peerError.message}`);
+    if (reasons.length === 0) {
+      reasons.push('no credentials: send "authorization: Bearer <bootstrap token>" or present your current SVID as the TLS client certificate');
+    }
+    logger.warn({ tokenReason: tokenError?.reason, peerReason: peerError?.message, peerAddress: call.getPeer() }, 'CSR refused: caller not authenticated');
+    throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', reasons.join('; '));
+  }
+
+  async function handle(call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>): Promise<IstioCertificateResponse> {
+    const caller = await authenticate(call);
+    if (parseSpiffeId(caller.spiffeId).trustDomain !== ca.trustDomain) {
+      throw new Refusal(grpc.status.PERMISSION_DENIED, 'denied', `${caller.spiffeId} is not in trust domain ${ca.trustDomain}`);
+    }
+    const req = call.request;
+    const ttl = Number(req.validityDuration ?? 0);
+    if (!Number.isFinite(ttl) || ttl < 0) throw new Refusal(grpc.status.INVALID_ARGUMENT, 'invalid', `validity_duration must be >= 0 seconds, got ${ttl}`);
+    let chain: string[];
+    try {
+      chain = await ca.sign(req.csr ?? '', { spiffeId: caller.spiffeId, ttlSeconds: ttl === 0 ? undefined : ttl });
+    } catch (err) {
+      if (!(err instanceof CaError)) throw err;
+      const mapped = CA_ERROR_STATUS[err.code];
+      if (err.code === 'identity-mismatch') {
+        logger.warn({ authenticated: caller.spiffeId, via: caller.via, jti: caller.token?.jti, error: err.message }, 'CSR refused: it asks for another identity');
+      } else {
+        logger.info({ spiffeId: caller.spiffeId, via: caller.via, code: err.code, error: err.message }, 'CSR refused');
+      }
+      throw new Refusal(mapped.code, mapped.outcome, err.message);
+    }
+    if (caller.token?.singleUse) {
+      try {
+        await tokens.consume(caller.token);
+      } catch (err) {
+        if (!(err instanceof TokenError)) throw err;
+        logger.warn({ jti: caller.token.jti, spiffeId: caller.spiffeId }, 'CSR refused: single-use token replayed');
+        throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', `bootstrap token refused: ${err.message}`);
+      }
+    }
+    logger.info(
+      { spiffeId: caller.spiffeId, via: caller.via, jti: caller.token?.jti, renewedSerial: caller.peer?.serial, ttlSeconds: ttl || undefined },
+      'certificate issued',
+    );
+    return { certChain: chain };
+  }
+
+  const createCertificate: grpc.handleUnaryCall<IstioCertificateRequest, IstioCertificateResponse> = (call, callback) => {
+    handle(call).then(
+      (res) => {
+        metrics.csrSigned.inc({ outcome: 'ok' });
+        callback(null, res);
+      },
+      (err: unknown) => {
+        if (err instanceof Refusal) {
+          metrics.csrSigned.inc({ outcome: err.outcome });
+          callback({ code: err.code, details: err.message });
+          return;
+        }
+        metrics.csrSigned.inc({ outcome: 'error' });
+        logger.error({ err }, 'CreateCertificate failed');
+        callback({ code: grpc.status.INTERNAL, details: 'internal error while signing' });
+      },
+    );
+  };
+
+  return { definition: caServiceDefinition(), implementation: { CreateCertificate: createCertificate } };
+}
+
+/**
+ * The verified SPIFFE ID of a grpc-js server call's TLS client certificate, or undefined if it
+ * sent none or it does not chain to `trustBundlePem` (through `intermediatesPem`, the CA's own
+ * intermediates, when the signing CA is not a root). For the xDS server's stream authorization.
+ */
+export function peerSpiffeIdFromCall(call: CallWithAuthContext, trustBundlePem: string, intermediatesPem?: string): string | undefined {
+  return verifyCallIdentity(call, intermediatesPem ? { trustBundlePem, intermediatesPem } : { trustBundlePem });
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+/**
+ * The `skiff` command (commander). Subcommands:
+ *   serve          run the control plane (DESIGN.md §1)
+ *   agent          run the node agent on a VM (DESIGN.md §8)
+ *   token create   issue a bootstrap token on the control plane's host
+ *   validate       check a directory of mesh YAML without serving it
+ *   version        print the version
+ */
+import { Command } from 'commander';
+import { registerServe } from './serve/command.js';
+import { registerAgent } from './agent.js';
+import { registerToken } from './token.js';
+import { registerValidate } from './validate.js';
+import { skiffVersion } from './version.js';
+
+/** Builds the program; exported so tests can run commands in-process. */
+export function buildProgram(): Command {
+  const program = new Command('skiff')
+    .description('Skiff: a service mesh control plane for VMs and bare metal')
+    .version(skiffVersion(), '--version')
+    .showHelpAfterError();
+  program
+    .command('version')
+    .description('print the Skiff version')
+    .action(() => {
+      process.stdout.write(`skiff ${skiffVersion()}\n`);
+    });
+  registerServe(program);
+  registerAgent(program);
+  registerToken(program);
+  registerValidate(program);
+  return program;
+}
+
+const isMain = process.argv[1] !== undefined && /[\\/]cli[\\/]main\.(ts|js)$/.test(process.argv[1]);
+if (isMain) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((err: unknown) => {
+      process.stderr.write(`skiff: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    });
+}

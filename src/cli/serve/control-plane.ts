@@ -1,0 +1,176 @@
+/**
+ * `skiff serve`: composes the stages of DESIGN.md §1 into a running control plane.
+ *
+ *   file source → registry → (per connected proxy) push → translate/envoy → snapshot cache → ADS
+ *   CA (CreateCertificate) and ADS share the TLS gRPC port (15012); /metrics, /healthz, /readyz
+ *   and /debug/* are on the monitoring port (15014).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { serve, type ServerType } from '@hono/node-server';
+import { CertificateAuthority } from '../../ca/index.js';
+import { meshServerCredentials } from '../../ca/credentials.js';
+import { createCaService, peerSpiffeIdFromCall } from '../../ca/service.js';
+import { controlPlaneSpiffeId } from '../../identity/spiffe.js';
+import { TokenAuthority } from '../../identity/tokens.js';
+import { createMonitoringApp } from '../../api/monitoring.js';
+import type { Logger } from '../../observability/logger.js';
+import { createControlPlaneMetrics, type ControlPlaneMetrics } from '../../observability/metrics.js';
+import { proxyIdentityFromNode } from '../../push/node.js';
+import { createRegistry, type Registry } from '../../registry/index.js';
+import { createFileSource } from '../../sources/file/index.js';
+import { createSnapshotCache } from '../../xds/cache/index.js';
+import { createAdsServer } from '../../xds/server/index.js';
+import { ProxyPusher } from './proxies.js';
+
+/** Options of {@link startControlPlane}; every port may be 0 (ephemeral). */
+export interface ControlPlaneOptions {
+  configDir: string;
+  dataDir: string;
+  /** Istio `cacerts` directory to plug in instead of a generated root. */
+  caDir?: string;
+  trustDomain: string;
+  listenAddress: string;
+  grpcPort: number;
+  monitoringPort: number;
+  /** Extra DNS names and IPs for the serving certificate (besides localhost/127.0.0.1/hostname). */
+  dnsNames: string[];
+  ipAddresses: string[];
+  /** Further accepted bootstrap-token audiences (besides `skiff-ca`). */
+  tokenAudiences: string[];
+  logger: Logger;
+}
+
+/** A running control plane. */
+export interface ControlPlane {
+  grpcPort: number;
+  monitoringPort: number;
+  trustBundlePem: string;
+  metrics: ControlPlaneMetrics;
+  registry: Registry;
+  stop(): Promise<void>;
+}
+
+/** Starts every component; rejects (after cleaning up) if the config or the CA cannot load. */
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const { logger } = opts;
+  const metrics = createControlPlaneMetrics();
+  fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+
+  const ca = await CertificateAuthority.loadOrCreate({ dataDir: opts.dataDir, caDir: opts.caDir, trustDomain: opts.trustDomain, logger: logger.child({ component: 'ca' }) });
+  const trustBundlePem = ca.trustBundlePem();
+  // Agents and operators read the bundle from here (public data).
+  fs.writeFileSync(path.join(opts.dataDir, 'trust-bundle.pem'), trustBundlePem, { mode: 0o644 });
+  const tokens = await TokenAuthority.open({ dataDir: opts.dataDir, trustDomain: opts.trustDomain, audiences: opts.tokenAudiences, logger: logger.child({ component: 'tokens' }) });
+
+  const registry = createRegistry({ logger: logger.child({ component: 'registry' }) });
+  const fileSource = createFileSource({
+    dir: opts.configDir,
+    logger: logger.child({ component: 'file-source' }),
+    metrics,
+    onUpdate: (resources) => registry.setSource('file', resources),
+  });
+  await fileSource.start();
+  registry.flush();
+
+  const cache = createSnapshotCache({ logger: logger.child({ component: 'cache' }) });
+  const pusher = new ProxyPusher({ cache, current: () => registry.current(), logger: logger.child({ component: 'push' }), metrics });
+  const unsubscribe = registry.subscribe((snapshot) => pusher.pushAll(snapshot));
+
+  const cpSpiffeId = controlPlaneSpiffeId(opts.trustDomain);
+  const ads = createAdsServer({
+    cache,
+    logger: logger.child({ component: 'ads' }),
+    metrics,
+    authorize: async (node, call) => {
+      const peer = peerSpiffeIdFromCall(call, trustBundlePem, ca.intermediatesPemBundle());
+      if (!peer) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'xDS requires a client certificate (the workload SVID)' };
+      let identity;
+      try {
+        identity = proxyIdentityFromNode(node, opts.trustDomain);
+      } catch (err) {
+        return { ok: false, code: grpc.status.INVALID_ARGUMENT, message: `node: ${(err as Error).message}` };
+      }
+      if (identity.spiffeId !== peer) {
+        logger.warn({ node: node.id, claimed: identity.spiffeId, peer }, 'xDS stream refused: node metadata claims another identity');
+        return { ok: false, code: grpc.status.PERMISSION_DENIED, message: `node claims ${identity.spiffeId} but the client certificate is ${peer}` };
+      }
+      return { ok: true };
+    },
+    onStreamOpen: async (node) => pusher.connect(proxyIdentityFromNode(node, opts.trustDomain)),
+    onStreamClose: (node) => pusher.disconnect(node.id),
+  });
+  const caService = createCaService({ ca, tokens, trustBundlePem, logger: logger.child({ component: 'ca' }), metrics });
+
+  const serving = await ca.issueServingCert({
+    spiffeId: cpSpiffeId,
+    dnsNames: unique(['localhost', os.hostname(), ...opts.dnsNames]),
+    ipAddresses: unique(['127.0.0.1', ...(opts.listenAddress !== '0.0.0.0' && opts.listenAddress !== '::' ? [opts.listenAddress] : []), ...opts.ipAddresses]),
+    ttlSeconds: 90 * 24 * 3600,
+  });
+  const grpcServer = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_permit_without_calls': 1 });
+  grpcServer.addService(ads.service.definition, ads.service.implementation);
+  grpcServer.addService(caService.definition, caService.implementation);
+  const grpcPort = await new Promise<number>((resolve, reject) => {
+    grpcServer.bindAsync(
+      `${hostPort(opts.listenAddress, opts.grpcPort)}`,
+      meshServerCredentials({ certChainPem: serving.certChainPem, keyPem: serving.keyPem, trustBundlePem }),
+      (err, port) => (err ? reject(err) : resolve(port)),
+    );
+  });
+
+  let grpcListening = true;
+  const monitoringApp = createMonitoringApp({
+    metrics: metrics.registry,
+    readiness: [
+      { name: 'config', check: () => ({ ok: registry.current().version > 0 || fileSource.lastError() === undefined, detail: fileSource.lastError() }) },
+      { name: 'grpc', check: () => ({ ok: grpcListening }) },
+    ],
+    debug: {
+      proxies: () => pusher.list(),
+      registry: () => {
+        const s = registry.current();
+        return { version: s.version, resources: s.resources.map((r) => `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`) };
+      },
+    },
+  });
+  const monitoringServer: ServerType = serve({ fetch: monitoringApp.fetch, port: opts.monitoringPort, hostname: opts.listenAddress });
+  const monitoringPort = await new Promise<number>((resolve, reject) => {
+    monitoringServer.once('error', reject);
+    const ready = () => {
+      const addr = monitoringServer.address();
+      resolve(typeof addr === 'object' && addr ? addr.port : opts.monitoringPort);
+    };
+    if (monitoringServer.listening) ready();
+    else monitoringServer.once('listening', ready);
+  });
+
+  logger.info({ grpcPort, monitoringPort, listen: opts.listenAddress, configDir: opts.configDir, trustDomain: opts.trustDomain, spiffeId: cpSpiffeId }, 'control plane listening');
+
+  return {
+    grpcPort,
+    monitoringPort,
+    trustBundlePem,
+    metrics,
+    registry,
+    stop: async () => {
+      grpcListening = false;
+      unsubscribe();
+      await fileSource.stop();
+      registry.close();
+      await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      grpcServer.forceShutdown();
+      await new Promise<void>((resolve) => monitoringServer.close(() => resolve()));
+    },
+  };
+}
+
+function unique(values: string[]): string[] {
+  return [...new Set(values.filter((v) => v.length > 0))];
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
