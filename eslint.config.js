@@ -1,6 +1,7 @@
 // typescript-eslint with type-aware rules; promise safety stays on (DESIGN.md §11).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.venv/**', '.skiff/**', 'bench/baseline/**'] },
@@ -25,5 +26,6 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: globals.node },
   },
 );

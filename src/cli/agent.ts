@@ -84,13 +84,13 @@ export function registerAgent(program: Command): void {
       const logger = createLogger({ level: config.logLevel, component: 'agent' });
       const abort = new AbortController();
       let stopping = false;
-      let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+      const running: { agent?: Awaited<ReturnType<typeof startAgent>> } = {};
       const stop = (signal: string) => {
         if (stopping) return;
         stopping = true;
         logger.info({ signal }, 'stopping agent');
         abort.abort();
-        const done = agent ? agent.stop() : Promise.resolve();
+        const done = running.agent ? running.agent.stop() : Promise.resolve();
         done.then(
           () => process.exit(0),
           (err: unknown) => {
@@ -101,7 +101,8 @@ export function registerAgent(program: Command): void {
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
-      agent = await startAgent(config, { logger, signal: abort.signal });
+      const agent = await startAgent(config, { logger, signal: abort.signal });
+      running.agent = agent;
       logger.info({ envoyAdmin: agent.envoyAdminUrl, spiffeId: agent.svid().spiffeId }, 'agent running');
     });
 }

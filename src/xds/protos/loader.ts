@@ -149,7 +149,8 @@ export function assertKnownFields(type: protobuf.Type, obj: unknown, at = ''): v
     const record = obj as Record<string, unknown>;
     const url = record['@type'];
     if (typeof url !== 'string') {
-      if ('typeUrl' in record || 'type_url' in record) return; // already-encoded Any
+      if ('type_url' in record) return; // already-encoded Any (protobufjs' built-in Any uses snake_case)
+      if ('typeUrl' in record) throw new UnknownFieldError('google.protobuf.Any', `${at}.typeUrl (protobufjs' Any reads type_url; typeUrl would be dropped)`);
       throw new UnknownFieldError('google.protobuf.Any', `${at}.@type (missing)`);
     }
     const inner = protoRoot().lookupType(typeNameOf(url));
@@ -209,7 +210,7 @@ export function encodeAny(typeUrl: string, obj: object): EncodedAny {
 /** Decodes an `Any`'s payload to a plain object (for tests and debug views). */
 export function decodeAny(any: EncodedAny): Record<string, unknown> {
   const type = messageType(typeNameOf(any.typeUrl));
-  return type.toObject(type.decode(any.value), { longs: Number, enums: String, bytes: String, defaults: false, json: true }) as Record<string, unknown>;
+  return type.toObject(type.decode(any.value), { longs: Number, enums: String, bytes: String, defaults: false, json: true });
 }
 
 /** A `google.protobuf.Duration` in protobufjs object form from milliseconds. */
