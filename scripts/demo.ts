@@ -12,6 +12,7 @@ import { REPO, createToken, eventually, probe, startAgentProc, startControlPlane
 
 const BACKEND = 'backend.demo.svc.cluster.local';
 const group = new ProcessGroup();
+const socketDirs: string[] = [];
 const say = (s: string) => process.stdout.write(s + '\n');
 
 async function plaintext(target: string): Promise<string> {
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
     fs.writeFileSync(tokenFile, createToken(dataDir, 'demo', vm.name, ['--ttl', '15m', '--single-use']) + '\n', { mode: 0o600 });
     startEcho(group, `${vm.name}-1`, `127.0.0.1:${vm.app}`);
     const socketDir = fs.mkdtempSync('/tmp/skd-');
+    socketDirs.push(socketDir);
     startAgentProc(group, {
       name: vm.name,
       controlPlane: `127.0.0.1:${cp.grpcPort}`,
@@ -95,4 +97,7 @@ main()
     process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n${group.dump()}\n`);
     process.exitCode = 1;
   })
-  .finally(() => group.stopAll());
+  .finally(async () => {
+    await group.stopAll();
+    for (const d of socketDirs) fs.rmSync(d, { recursive: true, force: true });
+  });

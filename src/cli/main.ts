@@ -7,6 +7,8 @@
  *   validate       check a directory of mesh YAML without serving it
  *   version        print the version
  */
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { registerServe } from './serve/command.js';
 import { registerAgent } from './agent.js';
@@ -33,7 +35,18 @@ export function buildProgram(): Command {
   return program;
 }
 
-const isMain = process.argv[1] !== undefined && /[\\/]cli[\\/]main\.(ts|js)$/.test(process.argv[1]);
+/** True when this module is the process entry point (also through an npm bin symlink). */
+function isEntryPoint(): boolean {
+  const argv1 = process.argv[1];
+  if (!argv1) return false;
+  try {
+    return fs.realpathSync(argv1) === fs.realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+const isMain = isEntryPoint();
 if (isMain) {
   buildProgram()
     .parseAsync(process.argv)

@@ -125,6 +125,7 @@ describe('walking skeleton: two VMs talk through Envoy sidecars with SPIFFE mTLS
   let meshDir: string;
   let cp: ControlPlaneProc;
   const ip = { a: '', b: '', c: '' };
+  const socketDirs: string[] = [];
   const on = (vm: string) => ({ lab, vm });
   const callBackend = (count = 1, intervalMs = 0) =>
     probe(['http', '--url', 'http://127.0.0.1:8080/hello', '--host', BACKEND_HOST, '--count', String(count), '--interval-ms', String(intervalMs)], on('a'));
@@ -166,7 +167,7 @@ describe('walking skeleton: two VMs talk through Envoy sidecars with SPIFFE mTLS
           workloadName: v.name,
           workloadIp: ip[v.vm as 'a' | 'b' | 'c'],
           stateDir: path.join(tmp, `state-${v.vm}`),
-          socketDir: fs.mkdtempSync('/tmp/sk-'),
+          socketDir: socketDirs[socketDirs.push(fs.mkdtempSync('/tmp/sk-')) - 1]!,
           adminPort: 15000,
           certTtl: '24s',
           labels: { app: v.app },
@@ -185,6 +186,7 @@ describe('walking skeleton: two VMs talk through Envoy sidecars with SPIFFE mTLS
     await group.stopAll();
     lab?.destroy();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    for (const d of socketDirs) fs.rmSync(d, { recursive: true, force: true });
   });
 
   it("a's app reaches b's app through its egress port, and b sees a's SPIFFE ID in XFCC", async () => {
