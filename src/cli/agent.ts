@@ -81,7 +81,7 @@ export function registerAgent(program: Command): void {
         logLevel: flags.logLevel,
       };
       const config = loadAgentConfig({ file: flags.config, overrides, flagNames: FLAG_NAMES });
-      const logger = createLogger({ level: config.logLevel, component: 'agent' });
+      const logger = createLogger({ level: config.logLevel });
       const abort = new AbortController();
       let stopping = false;
       const running: { agent?: Awaited<ReturnType<typeof startAgent>> } = {};

@@ -39,6 +39,11 @@ export function registerToken(program: Command): void {
     .action(async (flags: TokenCreateFlags) => {
       const ttlSeconds = parseDurationSeconds(flags.ttl, '--ttl');
       const dataDir = path.resolve(flags.dataDir ?? defaultDataDir());
+      // Only the control plane creates the signing key: a token signed by a fresh key made here (a
+      // wrong --data-dir, or the wrong working directory) would be refused by the CA anyway.
+      if (!fs.existsSync(path.join(dataDir, 'token-signing-key.jwk'))) {
+        throw new Error(`no control plane data dir at ${dataDir} (token-signing-key.jwk is missing): run this on the control plane's host with --data-dir set to its data dir (skiff serve creates it on first start)`);
+      }
       const logger = createLogger({ fd: 2, level: 'warn' });
       const authority = await TokenAuthority.open({ dataDir, trustDomain: flags.trustDomain, logger });
       const issued = await authority.create({

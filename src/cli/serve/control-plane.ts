@@ -24,6 +24,7 @@ import { createFileSource } from '../../sources/file/index.js';
 import { createSnapshotCache } from '../../xds/cache/index.js';
 import { createAdsServer } from '../../xds/server/index.js';
 import { ProxyPusher } from './proxies.js';
+import { syncStatus } from './syncz.js';
 
 /** Options of {@link startControlPlane}; every port may be 0 (ephemeral). */
 export interface ControlPlaneOptions {
@@ -130,6 +131,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     ],
     debug: {
       proxies: () => pusher.list(),
+      syncz: () => syncStatus(registry.current().version, pusher.list(), ads.streams()),
       registry: () => {
         const s = registry.current();
         return { version: s.version, resources: s.resources.map((r) => `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`) };
@@ -160,9 +162,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       unsubscribe();
       await fileSource.stop();
       registry.close();
-      await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      // Proxies keep their last config and reconnect (to this or another replica): end their
+      // streams now rather than waiting for them, then give in-flight CA calls a moment.
+      ads.closeStreams(() => true, 'control plane shutting down');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 2000);
+        grpcServer.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
       grpcServer.forceShutdown();
-      await new Promise<void>((resolve) => monitoringServer.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => monitoringServer.close(() => resolve()));
+      if ('closeAllConnections' in monitoringServer) monitoringServer.closeAllConnections();
+      await closed;
     },
   };
 }

@@ -15,7 +15,7 @@ import type { SnapshotCache } from '../../xds/cache/index.js';
 
 /** Tracks connected proxies (by node id, counting streams) and recomputes their snapshots. */
 export class ProxyPusher {
-  private readonly proxies = new Map<string, { identity: ProxyIdentity; streams: number }>();
+  private readonly proxies = new Map<string, { identity: ProxyIdentity; streams: number; computedVersion: number }>();
   private readonly warned = new Set<string>();
 
   constructor(
@@ -31,7 +31,7 @@ export class ProxyPusher {
   connect(identity: ProxyIdentity): void {
     const entry = this.proxies.get(identity.nodeId);
     if (entry) entry.streams += 1;
-    else this.proxies.set(identity.nodeId, { identity, streams: 1 });
+    else this.proxies.set(identity.nodeId, { identity, streams: 1, computedVersion: -1 });
     this.push(identity, this.deps.current());
   }
 
@@ -53,9 +53,12 @@ export class ProxyPusher {
     this.deps.metrics.pushSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
 
-  /** Connected proxies, for `/debug/proxies`. */
-  list(): { nodeId: string; spiffeId: string; streams: number }[] {
-    return [...this.proxies.values()].map((p) => ({ nodeId: p.identity.nodeId, spiffeId: p.identity.spiffeId, streams: p.streams }));
+  /**
+   * Connected proxies, for `/debug/proxies` and `/debug/syncz`: `computedVersion` is the registry
+   * snapshot version the proxy's current config was computed from (-1: none yet).
+   */
+  list(): { nodeId: string; spiffeId: string; streams: number; computedVersion: number }[] {
+    return [...this.proxies.values()].map((p) => ({ nodeId: p.identity.nodeId, spiffeId: p.identity.spiffeId, streams: p.streams, computedVersion: p.computedVersion }));
   }
 
   private push(identity: ProxyIdentity, snapshot: MeshSnapshot): void {
@@ -75,6 +78,8 @@ export class ProxyPusher {
       }
       const out = translateEnvoy(ir);
       this.deps.cache.setSnapshot(identity.nodeId, { resources: out.resources, references: out.references });
+      const entry = this.proxies.get(identity.nodeId);
+      if (entry) entry.computedVersion = snapshot.version;
     } catch (err) {
       log.error({ err, snapshot: snapshot.version }, 'computing proxy config failed; keeping the last good config');
     }

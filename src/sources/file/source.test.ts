@@ -121,4 +121,18 @@ void describe('file source', () => {
     source = createFileSource({ dir: missing, logger: silentLogger(), onUpdate: (r) => updates.push(r) });
     await assert.rejects(source.start(), /nope: cannot read config: no such file or directory/);
   });
+
+  void it('refuses a reload that would remove every resource (a directory caught mid-deploy)', async () => {
+    await writeFile(path.join(dir, 'a.yaml'), workload('a', '10.0.0.1'));
+    await start();
+    assert.equal(updates.length, 1);
+    await unlink(path.join(dir, 'a.yaml'));
+    await waitFor(() => source?.lastError() !== undefined, 'the empty reload to be refused');
+    assert.match(source?.lastError() ?? '', /no resources found \(the serving config has 1\)/);
+    assert.equal(updates.length, 1, 'the mesh was torn down');
+    assert.equal(await counter(metrics, 'configRejected'), 1);
+    await writeFile(path.join(dir, 'a.yaml'), workload('a', '10.0.0.1'));
+    await waitFor(() => source?.lastError() === undefined, 'the restored file to be accepted');
+    assert.equal(updates.length, 1, 'restoring the same content is no change');
+  });
 });

@@ -53,6 +53,9 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
   const debounceMs = opts.debounceMs ?? 100;
   const maxWaitMs = opts.maxWaitMs ?? 1000;
   const root = path.resolve(dir);
+  // Export both series from the start so increase() sees the first rejection.
+  metrics?.configRejected.inc({ source: 'file' }, 0);
+  metrics?.configAccepted.inc({ source: 'file' }, 0);
 
   let watcher: FSWatcher | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -69,15 +72,29 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
     if (result.errors.length > 0) {
       rejection = new ConfigRejectedError(`config in ${dir} rejected (${result.errors.length} errors)`, result.errors);
       for (const issue of result.errors) logger.error({ file: issue.file, line: issue.line, path: issue.path }, formatIssue(issue));
-      logger.error({ errors: result.errors.length }, 'config rejected; the previous configuration keeps serving');
+      logger.error(
+        { errors: result.errors.length },
+        delivered === undefined ? 'config rejected; nothing is served until it is fixed' : 'config rejected; the previous configuration keeps serving',
+      );
       metrics?.configRejected.inc({ source: 'file' });
       return;
     }
+    if (result.resources.length === 0 && delivered !== undefined && delivered.length > 0) {
+      // A directory caught mid-deploy (rm then cp, a checkout, rsync --delete) must not tear the
+      // mesh down. Removing every resource on purpose takes a restart with the empty directory.
+      const issue = { file: dir, line: 0, path: '', message: `no resources found (the serving config has ${delivered.length}); refusing to remove every resource — restart the control plane to serve an empty mesh` };
+      rejection = new ConfigRejectedError(`config in ${dir} rejected: empty`, [issue]);
+      logger.error({ serving: delivered.length }, formatIssue(issue));
+      metrics?.configRejected.inc({ source: 'file' });
+      return;
+    }
+    const wasRejected = rejection !== undefined;
     rejection = undefined;
     for (const issue of result.warnings) logger.warn({ file: issue.file, line: issue.line, path: issue.path }, formatIssue(issue));
     metrics?.configAccepted.inc({ source: 'file' });
     if (delivered !== undefined && sameResourceList(delivered, result.resources)) {
-      logger.debug({ resources: result.resources.length }, 'config reloaded: no change');
+      if (wasRejected) logger.info({ resources: result.resources.length }, 'config valid again; the serving configuration is unchanged');
+      else logger.debug({ resources: result.resources.length }, 'config reloaded: no change');
       return;
     }
     logger.info({ resources: result.resources.length, warnings: result.warnings.length }, 'config loaded');
