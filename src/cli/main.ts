@@ -14,6 +14,7 @@ import { registerServe } from './serve/command.js';
 import { registerAgent } from './agent.js';
 import { registerToken } from './token.js';
 import { registerValidate } from './validate.js';
+import { registerPolicy } from './policy.js';
 import { skiffVersion } from './version.js';
 
 /** Builds the program; exported so tests can run commands in-process. */
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerAgent(program);
   registerToken(program);
   registerValidate(program);
+  registerPolicy(program);
   return program;
 }
 

@@ -60,6 +60,158 @@ export interface InboundListenerIR {
   mtlsSource: string;
   /** The inbound cluster name, `inbound|<port>||`. */
   cluster: string;
+  /**
+   * The AuthorizationPolicies that apply to the workload (so to this port; a rule's `ports` narrows
+   * it), sorted by namespace then name. Empty: no policy, everything is allowed.
+   */
+  authorization: AuthzPolicyIR[];
+  /**
+   * The JWT rules of the RequestAuthentications that apply to the workload, sorted by issuer (the
+   * order Istio gives Envoy's JWT providers). Empty: no JWT filter. HTTP ports only in effect.
+   */
+  jwtRules: JwtRuleIR[];
+}
+
+/**
+ * AuthorizationPolicy action (https://istio.io/latest/docs/reference/config/security/authorization-policy/):
+ * the resource's unset action is ALLOW.
+ */
+export type AuthzActionIR = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+
+/**
+ * Istio's `Source` of one `rules[].from[]` entry. Every list is non-empty when present (an empty
+ * list means the same as an absent one and is dropped while normalising). Values keep Istio's
+ * syntax: principals `<td>/ns/<ns>/sa/<sa>`, `*`, `prefix*`, `*suffix`; ip blocks `a.b.c.d` or CIDR.
+ */
+export interface AuthzSourceIR {
+  principals?: string[];
+  notPrincipals?: string[];
+  requestPrincipals?: string[];
+  notRequestPrincipals?: string[];
+  namespaces?: string[];
+  notNamespaces?: string[];
+  serviceAccounts?: string[];
+  notServiceAccounts?: string[];
+  ipBlocks?: string[];
+  notIpBlocks?: string[];
+  remoteIpBlocks?: string[];
+  notRemoteIpBlocks?: string[];
+}
+
+/** Istio's `Operation` of one `rules[].to[]` entry; lists as in {@link AuthzSourceIR}. Ports are decimal strings. */
+export interface AuthzOperationIR {
+  hosts?: string[];
+  notHosts?: string[];
+  ports?: string[];
+  notPorts?: string[];
+  methods?: string[];
+  notMethods?: string[];
+  paths?: string[];
+  notPaths?: string[];
+}
+
+/** Istio's `Condition` (`rules[].when[]`): `key` such as `request.headers[x-user]` or `source.ip`. */
+export interface AuthzConditionIR {
+  key: string;
+  values: string[];
+  notValues: string[];
+}
+
+/**
+ * One rule: it matches when one `from` entry, one `to` entry and every `when` condition match; an
+ * empty `from` / `to` matches every source / operation (so `{}` matches every request).
+ */
+export interface AuthzRuleIR {
+  from: AuthzSourceIR[];
+  to: AuthzOperationIR[];
+  when: AuthzConditionIR[];
+}
+
+/** One AuthorizationPolicy that applies to the proxy's workload, normalised. */
+export interface AuthzPolicyIR {
+  name: string;
+  namespace: string;
+  action: AuthzActionIR;
+  /** CUSTOM only: the MeshConfig extension provider (`provider.name`). */
+  provider?: string;
+  /** `istio.io/dry-run: "true"` (ALLOW and DENY only): evaluated and logged, never enforced. */
+  dryRun: boolean;
+  /** Empty (`spec: {}` or no rules): the policy matches nothing (an ALLOW of nothing denies all). */
+  rules: AuthzRuleIR[];
+  /** Why it applies: the root namespace without selector, a namespace without selector, or a selector. */
+  scope: 'mesh' | 'namespace' | 'workload';
+}
+
+/**
+ * One `jwtRules[]` entry of a RequestAuthentication that applies, with its JWKS resolved to the
+ * inline JSON Envoy verifies tokens with (https://istio.io/latest/docs/reference/config/security/jwt/).
+ */
+export interface JwtRuleIR {
+  issuer: string;
+  /** Accepted `aud` values; empty: any audience. */
+  audiences: string[];
+  /** A JWKS document (JSON with a `keys` array). */
+  jwks: string;
+  /**
+   * Where `jwks` came from: `inline` (the rule's `jwks`), `jwksUri <uri>` (fetched by the control
+   * plane), or `unavailable` (a public key nobody holds the private key of: every token is refused,
+   * as Istio does when it cannot fetch the keys).
+   */
+  jwksSource: string;
+  /** Header locations (empty: Envoy's default `Authorization: Bearer <token>`). */
+  fromHeaders: Array<{ name: string; prefix?: string }>;
+  /** Query parameter locations. */
+  fromParams: string[];
+  /** Cookie locations. */
+  fromCookies: string[];
+  /** Header that receives the verified payload (base64url JSON), when set. */
+  outputPayloadToHeader?: string;
+  /** Keep the token in the request forwarded to the application. */
+  forwardOriginalToken: boolean;
+  /** Claims copied into request headers. */
+  outputClaimToHeaders: Array<{ header: string; claim: string }>;
+  /** `RequestAuthentication/<ns>/<name> jwtRules[<i>]`, for messages. */
+  source: string;
+}
+
+/**
+ * A MeshConfig extension provider used by a CUSTOM AuthorizationPolicy of this proxy, resolved to
+ * the cluster the ext_authz filter calls (Istio's `envoyExtAuthzHttp` / `envoyExtAuthzGrpc`,
+ * https://istio.io/latest/docs/reference/config/istio.mesh.v1alpha1/#MeshConfig-ExtensionProvider).
+ */
+export interface ExtAuthzProviderIR {
+  name: string;
+  kind: 'http' | 'grpc';
+  /**
+   * Why the provider cannot be used (unknown name, unresolvable service, bad setting); the CUSTOM
+   * policies naming it then deny every request they match, as Istio does. Unset when usable.
+   */
+  error?: string;
+  /** The cluster called: `outbound|<port>||<host>` (a mesh service) or an external cluster (an IP). */
+  cluster: string;
+  /** The service host or IP as configured (HTTP `uri` host, gRPC `:authority`). */
+  host: string;
+  port: number;
+  /** Per-check timeout in milliseconds (Istio's default 600 s). */
+  timeoutMs: number;
+  /** Allow the request when the authorizer cannot be reached or errs. */
+  failOpen: boolean;
+  /** HTTP status returned when the authorizer errs (and `failOpen` is false); Envoy's default 403 when unset. */
+  statusOnError?: number;
+  /** HTTP only: prefix added to the checked path. */
+  pathPrefix?: string;
+  /** HTTP only: request headers sent to the authorizer (exact, `prefix*` or `*suffix`). */
+  includeRequestHeadersInCheck: string[];
+  /** HTTP only: fixed headers added to the check request, sorted by name. */
+  includeAdditionalHeadersInCheck: Array<{ name: string; value: string }>;
+  /** HTTP only: authorizer response headers copied into the allowed upstream request. */
+  headersToUpstreamOnAllow: string[];
+  /** HTTP only: authorizer response headers returned to the client on deny. */
+  headersToDownstreamOnDeny: string[];
+  /** HTTP only: authorizer response headers returned to the client on allow. */
+  headersToDownstreamOnAllow: string[];
+  /** Send the request body to the authorizer (buffered up to `maxRequestBytes`). */
+  includeRequestBodyInCheck?: { maxRequestBytes: number; allowPartialMessage: boolean; packAsBytes: boolean };
 }
 
 /** An HTTP virtual host of an outbound route configuration: requests whose Host is in `domains`. */
@@ -133,7 +285,21 @@ export interface OutboundClusterIR {
   tls: UpstreamTlsIR;
 }
 
-export type ClusterIR = InboundClusterIR | OutboundClusterIR;
+/**
+ * A plaintext cluster to an address outside the mesh registry: an external authorizer configured by
+ * IP literal (`outbound|<port>||<ip>`, one STATIC endpoint).
+ */
+export interface ExternalClusterIR {
+  direction: 'external';
+  name: string;
+  /** The endpoint's port. */
+  port: number;
+  endpoint: { ip: string; port: number };
+  /** HTTP2 for gRPC authorizers, HTTP for HTTP ones. */
+  protocol: AppProtocol;
+}
+
+export type ClusterIR = InboundClusterIR | OutboundClusterIR | ExternalClusterIR;
 
 /** Where an endpoint runs: Istio's `region/zone/subzone`. */
 export interface LocalityIR {
@@ -168,6 +334,13 @@ export interface ProxyIR {
   outbound: OutboundListenerIR[];
   clusters: ClusterIR[];
   loadAssignments: LoadAssignmentIR[];
+  /** The extension providers the CUSTOM policies of `inbound` name, sorted by name. */
+  extAuthzProviders: ExtAuthzProviderIR[];
+  /**
+   * Other trust domains treated as the proxy's own (MeshConfig `trustDomainAliases`): peers from
+   * them pass inbound TLS, and AuthorizationPolicy principals in the local domain match them too.
+   */
+  trustDomainAliases: string[];
   /** Assumptions and dropped configuration, each a sentence for the control plane's log. */
   warnings: string[];
 }

@@ -15,7 +15,7 @@ function sample(): ProxyIR {
       trustDomain: 'cluster.local',
       spiffeId: 'spiffe://cluster.local/ns/demo/sa/a',
     },
-    inbound: [{ name: '198.18.0.1_8080', address: '198.18.0.1', port: 8080, protocol: 'HTTP', mtls: 'STRICT', mtlsSource: 'default', cluster: 'inbound|8080||' }],
+    inbound: [{ name: '198.18.0.1_8080', address: '198.18.0.1', port: 8080, protocol: 'HTTP', mtls: 'STRICT', mtlsSource: 'default', cluster: 'inbound|8080||', authorization: [], jwtRules: [] }],
     outbound: [
       {
         name: '127.0.0.1_9080',
@@ -38,6 +38,8 @@ function sample(): ProxyIR {
       },
     ],
     loadAssignments: [{ clusterName: 'outbound|9080||b', endpoints: [{ ip: '198.18.0.2', port: 8080, spiffeId: 'spiffe://cluster.local/ns/demo/sa/b', source: 'x' }] }],
+    extAuthzProviders: [],
+    trustDomainAliases: [],
     warnings: [],
   };
 }
@@ -93,4 +95,89 @@ void test('an inbound listener that forwards to itself is an error', () => {
   const c = ir.clusters[0]!;
   if (c.direction === 'inbound') c.endpoint = { ip: '198.18.0.1', port: 8080 };
   assert.deepEqual(validate(ir), ["inbound listener 198.18.0.1_8080 binds 198.18.0.1:8080, the local application's endpoint 198.18.0.1:8080"]);
+});
+
+void test('bad authorization values are errors naming the policy and the field', () => {
+  const ir = sample();
+  ir.inbound[0]!.authorization = [
+    {
+      name: 'p',
+      namespace: 'demo',
+      action: 'DENY',
+      dryRun: false,
+      scope: 'namespace',
+      rules: [
+        {
+          from: [{ ipBlocks: ['10.0.0.0/33'], principals: [''] }],
+          to: [{ ports: ['0', '65536', 'http'] }],
+          when: [
+            { key: 'source.colour', values: ['red'], notValues: [] },
+            { key: 'destination.ip', values: ['1.2.3'], notValues: [] },
+            { key: 'request.headers[x]', values: [], notValues: [] },
+          ],
+        },
+      ],
+    },
+  ];
+  assert.deepEqual(validate(ir), [
+    'AuthorizationPolicy demo/p rules[0].from[0].source.ipBlocks[0]: "10.0.0.0/33" is not an IP address or CIDR block',
+    'AuthorizationPolicy demo/p rules[0].from[0].source.principals[0]: empty value',
+    'AuthorizationPolicy demo/p rules[0].to[0].operation.ports[0]: "0" is not a port 1-65535',
+    'AuthorizationPolicy demo/p rules[0].to[0].operation.ports[1]: "65536" is not a port 1-65535',
+    'AuthorizationPolicy demo/p rules[0].to[0].operation.ports[2]: "http" is not a port 1-65535',
+    'AuthorizationPolicy demo/p rules[0].when[0].key: unknown key "source.colour" (supported: request.headers[...], source.ip, remote.ip, source.namespace, source.principal, source.serviceAccount, request.auth.principal, request.auth.audiences, request.auth.presenter, destination.ip, destination.port, connection.sni, request.auth.claims[...], experimental.envoy.filters.<filter>[...])',
+    'AuthorizationPolicy demo/p rules[0].when[1].values[0]: "1.2.3" is not an IP address or CIDR block',
+    'AuthorizationPolicy demo/p rules[0].when[2]: request.headers[x] needs values or notValues',
+  ]);
+});
+
+void test('CUSTOM needs a known provider whose cluster exists; dry-run only on ALLOW/DENY; JWT rules need a JWKS', () => {
+  const ir = sample();
+  const base = { namespace: 'demo', dryRun: false, scope: 'namespace' as const, rules: [] };
+  ir.inbound[0]!.authorization = [
+    { ...base, name: 'no-provider', action: 'CUSTOM' },
+    { ...base, name: 'unknown-provider', action: 'CUSTOM', provider: 'nobody' },
+    { ...base, name: 'ok', action: 'CUSTOM', provider: 'authz' },
+    { ...base, name: 'dry-audit', action: 'AUDIT', dryRun: true },
+  ];
+  ir.extAuthzProviders = [
+    {
+      name: 'authz',
+      kind: 'grpc',
+      cluster: 'outbound|9000||10.0.0.9',
+      host: '10.0.0.9',
+      port: 9000,
+      timeoutMs: 1000,
+      failOpen: false,
+      includeRequestHeadersInCheck: [],
+      includeAdditionalHeadersInCheck: [],
+      headersToUpstreamOnAllow: [],
+      headersToDownstreamOnDeny: [],
+      headersToDownstreamOnAllow: [],
+    },
+  ];
+  ir.inbound[0]!.jwtRules = [
+    {
+      issuer: 'https://i',
+      audiences: [],
+      jwks: 'not json',
+      jwksSource: 'inline',
+      fromHeaders: [{ name: '' }],
+      fromParams: [],
+      fromCookies: [],
+      forwardOriginalToken: false,
+      outputClaimToHeaders: [],
+      source: 'RequestAuthentication/demo/r jwtRules[0]',
+    },
+  ];
+  assert.deepEqual(validate(ir), [
+    'extension provider authz names missing cluster outbound|9000||10.0.0.9',
+    'AuthorizationPolicy demo/no-provider: CUSTOM needs provider.name',
+    "AuthorizationPolicy demo/unknown-provider: provider nobody is not among the proxy's extension providers",
+    'AuthorizationPolicy demo/dry-audit: dry-run is only supported for ALLOW and DENY',
+    'RequestAuthentication/demo/r jwtRules[0]: jwks is not a JSON Web Key Set (an object with a "keys" array)',
+    'RequestAuthentication/demo/r jwtRules[0]: fromHeaders[0] has an empty name',
+  ]);
+  ir.clusters.push({ direction: 'external', name: 'outbound|9000||10.0.0.9', port: 9000, endpoint: { ip: '10.0.0.9', port: 9000 }, protocol: 'HTTP2' });
+  assert.ok(!validate(ir).some((e) => e.includes('missing cluster')));
 });

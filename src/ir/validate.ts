@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type { ClusterIR, EndpointAddress, ProxyIR } from './types.js';
+import { validateSecurity } from './validate-security.js';
 
 /**
  * Returns every problem found in `ir`, one sentence each; an empty array means the IR is
@@ -13,7 +14,10 @@ import type { ClusterIR, EndpointAddress, ProxyIR } from './types.js';
  * its family); no listener on a local application endpoint (a loop, or a bind conflict); cluster names unique; every
  * cluster a listener or route names exists with the right direction; every outbound cluster has
  * exactly one load assignment and no load assignment names an unknown cluster; route
- * configuration names unique; domains unique within a route configuration.
+ * configuration names unique; domains unique within a route configuration; and the security
+ * configuration (`validate-security.ts`): AuthorizationPolicy values (CIDRs, ports, `when` keys, no
+ * empty strings), CUSTOM policies naming a known extension provider whose cluster exists, JWT rules
+ * with a JWKS document.
  */
 export function validate(ir: ProxyIR): string[] {
   const errors: string[] = [];
@@ -23,7 +27,7 @@ export function validate(ir: ProxyIR): string[] {
     if (clusters.has(c.name)) errors.push(`duplicate cluster ${c.name}`);
     clusters.set(c.name, c);
     if (!validPort(c.port)) errors.push(`cluster ${c.name}: invalid port ${c.port}`);
-    if (c.direction === 'inbound') checkEndpoint(c.endpoint, `cluster ${c.name} endpoint`, errors);
+    if (c.direction === 'inbound' || c.direction === 'external') checkEndpoint(c.endpoint, `cluster ${c.name} endpoint`, errors);
     else if (!c.tls.sni) errors.push(`cluster ${c.name}: empty SNI`);
   }
 
@@ -52,7 +56,7 @@ export function validate(ir: ProxyIR): string[] {
   for (const l of ir.inbound) {
     const c = clusters.get(l.cluster);
     if (!c) errors.push(`inbound listener ${l.name} names missing cluster ${l.cluster}`);
-    else if (c.direction !== 'inbound') errors.push(`inbound listener ${l.name} names outbound cluster ${l.cluster}`);
+    else if (c.direction !== 'inbound') errors.push(`inbound listener ${l.name} names ${c.direction} cluster ${l.cluster}`);
   }
 
   const appEndpoints = ir.clusters.flatMap((c) => (c.direction === 'inbound' && 'ip' in c.endpoint ? [c.endpoint] : []));
@@ -100,7 +104,7 @@ export function validate(ir: ProxyIR): string[] {
     assigned.set(la.clusterName, (assigned.get(la.clusterName) ?? 0) + 1);
     const c = clusters.get(la.clusterName);
     if (!c) errors.push(`load assignment for unknown cluster ${la.clusterName}`);
-    else if (c.direction !== 'outbound') errors.push(`load assignment for inbound cluster ${la.clusterName}`);
+    else if (c.direction !== 'outbound') errors.push(`load assignment for ${c.direction} cluster ${la.clusterName}`);
     for (const ep of la.endpoints) {
       if (isIP(ep.ip) === 0) errors.push(`load assignment ${la.clusterName}: endpoint address ${JSON.stringify(ep.ip)} is not an IP address`);
       if (!validPort(ep.port)) errors.push(`load assignment ${la.clusterName}: endpoint ${ep.ip} has invalid port ${ep.port}`);
@@ -114,13 +118,14 @@ export function validate(ir: ProxyIR): string[] {
     const n = assigned.get(c.name) ?? 0;
     if (n !== 1) errors.push(`outbound cluster ${c.name} has ${n} load assignments (expected 1)`);
   }
+  errors.push(...validateSecurity(ir, clusters));
   return errors;
 }
 
 function checkOutboundRef(name: string, where: string, clusters: ReadonlyMap<string, ClusterIR>, errors: string[]): void {
   const c = clusters.get(name);
   if (!c) errors.push(`${where} names missing cluster ${name}`);
-  else if (c.direction !== 'outbound') errors.push(`${where} names inbound cluster ${name}`);
+  else if (c.direction !== 'outbound') errors.push(`${where} names ${c.direction} cluster ${name}`);
 }
 
 function checkEndpoint(ep: EndpointAddress, where: string, errors: string[]): void {

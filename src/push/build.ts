@@ -19,9 +19,13 @@ import { parseDefaultEndpoint } from '../resources/default-endpoint.js';
 import type { MeshSnapshot } from '../registry/types.js';
 import type {
   AppProtocol,
+  AuthzPolicyIR,
   ClusterIR,
   EndpointAddress,
+  ExternalClusterIR,
   InboundListenerIR,
+  JwtRuleIR,
+  ExtAuthzProviderIR,
   LoadAssignmentIR,
   OutboundClusterIR,
   OutboundListenerIR,
@@ -37,6 +41,19 @@ import { selectSidecar } from './sidecar.js';
 import { selectorMatches, workloadLabels } from './selectors.js';
 import { serviceEndpoints, visibleServices, type MeshService } from './services.js';
 import { endpointPort } from '../registry/endpoints.js';
+import { applicableAuthorizationPolicies, applicableRequestAuthentications, type PolicyTarget } from './authorization.js';
+import { jwtRulesOf } from './request-authentication.js';
+import { resolveExtAuthzProviders, type MeshConfigInput } from './ext-authz.js';
+
+/**
+ * What the push context needs besides the registry snapshot: the control plane's mesh config (root
+ * namespace, extension providers for CUSTOM authorization) and the JWKS documents the control plane
+ * fetched, by `jwksUri` (or by issuer for OpenID discovery; see `jwksKey`).
+ */
+export interface BuildExtras {
+  meshConfig?: MeshConfigInput;
+  jwks?: ReadonlyMap<string, string>;
+}
 
 /**
  * The default outbound listeners (no Sidecar egress) skip ports below this: an unprivileged Envoy
@@ -96,6 +113,8 @@ class Builder {
     readonly snapshot: MeshSnapshot,
     readonly proxy: ProxyIdentity,
     readonly mtls: MtlsResolver,
+    readonly authorization: readonly AuthzPolicyIR[],
+    readonly jwtRules: readonly JwtRuleIR[],
   ) {}
 
   warn = (msg: string): void => {
@@ -129,7 +148,17 @@ class Builder {
       if (appClash) this.warn(`${where}: application endpoint ${endpoint.ip}:${endpoint.port} is also ${appClash.what}`);
     }
     const m = this.mtls.forPort(port);
-    this.inbound.push({ name, address, port, protocol, mtls: m.mode, mtlsSource: m.source, cluster });
+    this.inbound.push({
+      name,
+      address,
+      port,
+      protocol,
+      mtls: m.mode,
+      mtlsSource: m.source,
+      cluster,
+      authorization: this.authorization.map((p) => structuredClone(p)),
+      jwtRules: this.jwtRules.map((r) => structuredClone(r)),
+    });
     this.clusters.set(cluster, { direction: 'inbound', name: cluster, port, protocol, endpoint });
     this.bound.push({ address, port, what: `inbound listener ${name}` });
     if ('ip' in endpoint) this.bound.push({ address: endpoint.ip, port: endpoint.port, what: `the application endpoint of ${cluster}` });
@@ -155,6 +184,19 @@ class Builder {
     this.clusters.set(name, cluster);
     this.loadAssignments.set(name, { clusterName: name, endpoints });
     return cluster;
+  }
+
+  /**
+   * Adds (once) a plaintext STATIC cluster `outbound|<port>||<ip>` to an address outside the
+   * registry (an external authorizer given by IP). A mesh cluster of that name is reused.
+   */
+  externalCluster(ip: string, port: number, protocol: 'HTTP' | 'HTTP2'): string {
+    const name = outboundClusterName(port, ip);
+    const existing = this.clusters.get(name);
+    if (existing) return name;
+    const cluster: ExternalClusterIR = { direction: 'external', name, port, endpoint: { ip, port }, protocol };
+    this.clusters.set(name, cluster);
+    return name;
   }
 
   /**
@@ -211,21 +253,25 @@ class Builder {
  * what cannot be honoured is left out and explained in `ir.warnings` (check the result with
  * `validate()` before translating).
  */
-export function buildProxyIR(snapshot: MeshSnapshot, proxy: ProxyIdentity): ProxyIR {
+export function buildProxyIR(snapshot: MeshSnapshot, proxy: ProxyIdentity, extras: BuildExtras = {}): ProxyIR {
   const warnings: string[] = [];
   const early = (msg: string): void => void warnings.push(msg);
+  const rootNamespace = extras.meshConfig?.rootNamespace || ROOT_NAMESPACE;
   const we = findOwnWorkload(snapshot, proxy, early);
   const labels = we ? workloadLabels(we) : { ...proxy.labels };
   const workloadRef = `${proxy.namespace}/${we?.metadata.name ?? proxy.workloadName ?? proxy.ip}`;
   const policies = [...(snapshot.peerAuthenticationsByNamespace.get(proxy.namespace) ?? [])];
-  if (proxy.namespace !== ROOT_NAMESPACE) policies.push(...(snapshot.peerAuthenticationsByNamespace.get(ROOT_NAMESPACE) ?? []));
-  const mtls = resolvePeerAuthentication(policies, proxy.namespace, labels, early);
-  const b = new Builder(snapshot, proxy, mtls);
+  if (proxy.namespace !== rootNamespace) policies.push(...(snapshot.peerAuthenticationsByNamespace.get(rootNamespace) ?? []));
+  const mtls = resolvePeerAuthentication(policies, proxy.namespace, labels, early, rootNamespace);
+  const target: PolicyTarget = { namespace: proxy.namespace, labels, rootNamespace, ref: workloadRef };
+  const authorization = applicableAuthorizationPolicies(snapshot, target, early);
+  const jwtRules = jwtRulesOf(applicableRequestAuthentications(snapshot, target, early), extras.jwks, early);
+  const b = new Builder(snapshot, proxy, mtls, authorization, jwtRules);
   for (const w of warnings) b.warn(w);
 
   const sidecars = [...(snapshot.sidecarsByNamespace.get(proxy.namespace) ?? [])];
-  if (proxy.namespace !== ROOT_NAMESPACE) sidecars.push(...(snapshot.sidecarsByNamespace.get(ROOT_NAMESPACE) ?? []));
-  const sidecar = selectSidecar(sidecars, proxy.namespace, labels, b.warn);
+  if (proxy.namespace !== rootNamespace) sidecars.push(...(snapshot.sidecarsByNamespace.get(rootNamespace) ?? []));
+  const sidecar = selectSidecar(sidecars, proxy.namespace, labels, b.warn, rootNamespace);
   const services = visibleServices(snapshot, proxy.namespace, b.warn);
   const ownServices = we
     ? [...(snapshot.servicesByWorkload.get(`${we.metadata.namespace}/${we.metadata.name}`) ?? [])]
@@ -258,6 +304,8 @@ export function buildProxyIR(snapshot: MeshSnapshot, proxy: ProxyIdentity): Prox
   }
   if (assumed.length) b.warn(`${missingPart(sidecar)} for workload ${workloadRef}: assumed ${assumed.join('; ')}`);
 
+  const extAuthzProviders = b.inbound.length > 0 ? extAuthz(b, services, authorization, extras.meshConfig) : [];
+
   const byAddress = (x: { port: number; address: string }, y: { port: number; address: string }): number =>
     x.port - y.port || (x.address < y.address ? -1 : x.address > y.address ? 1 : 0);
   const byName = <T>(key: (t: T) => string) => (x: T, y: T): number => (key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0);
@@ -270,8 +318,43 @@ export function buildProxyIR(snapshot: MeshSnapshot, proxy: ProxyIdentity): Prox
     outbound: [...b.outbound].sort(byAddress),
     clusters: [...b.clusters.values()].sort(byName((c: ClusterIR) => c.name)),
     loadAssignments: [...b.loadAssignments.values()].sort(byName((l: LoadAssignmentIR) => l.clusterName)),
+    extAuthzProviders,
+    trustDomainAliases: [...new Set(extras.meshConfig?.trustDomainAliases ?? [])].filter((td) => td !== proxy.trustDomain),
     warnings: b.warnings,
   };
+}
+
+/**
+ * Resolves the extension providers the CUSTOM policies name (adding the clusters they call) and
+ * reports every provider that cannot be used, naming the policies that then deny what they match.
+ */
+function extAuthz(b: Builder, services: readonly MeshService[], policies: readonly AuthzPolicyIR[], meshConfig: MeshConfigInput | undefined): ExtAuthzProviderIR[] {
+  const custom = policies.filter((p) => p.action === 'CUSTOM');
+  if (custom.length === 0) return [];
+  const providers = resolveExtAuthzProviders(
+    custom.map((p) => p.provider ?? ''),
+    meshConfig,
+    {
+      services,
+      meshCluster: (svc, port) => b.outboundCluster(svc, port).name,
+      externalCluster: (ip, port, protocol) => b.externalCluster(ip, port, protocol),
+    },
+  );
+  for (const p of providers) {
+    const users = custom.filter((c) => (c.provider ?? '') === p.name).map((c) => `AuthorizationPolicy/${c.namespace}/${c.name}`);
+    if (p.error !== undefined) {
+      b.warn(`extension provider ${JSON.stringify(p.name)} (used by ${users.join(', ')}) cannot be used: ${p.error}: those CUSTOM policies deny every request their rules match (as Istio)`);
+      continue;
+    }
+    const c = b.clusters.get(p.cluster);
+    if (p.kind === 'grpc' && c && c.direction === 'outbound' && c.protocol !== 'HTTP2') {
+      b.warn(`extension provider ${p.name} is gRPC but port ${c.port} of ${c.host} is ${c.protocol}: declare the port protocol GRPC so its cluster speaks HTTP/2`);
+    }
+  }
+  if (providers.length > 1) {
+    b.warn(`CUSTOM policies of workload ${b.proxy.namespace} name ${providers.length} extension providers (${providers.map((p) => p.name).join(', ')}): Istio allows one per workload, so they deny every request their rules match`);
+  }
+  return providers;
 }
 
 /** The start of the "assumed defaults" log line: which configuration the workload lacks. */

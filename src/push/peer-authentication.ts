@@ -24,7 +24,7 @@ export interface MtlsResolver {
 
 /**
  * Resolves the PeerAuthentications of `policies` that apply to a workload in `namespace` with
- * `labels`. Ambiguities (several policies at one level, `portLevelMtls` on a policy without a
+ * `labels` (`rootNamespace`, default `skiff-system`, holds the mesh-wide policy). Ambiguities (several policies at one level, `portLevelMtls` on a policy without a
  * selector, which Istio rejects) are reported through `warn`.
  */
 export function resolvePeerAuthentication(
@@ -32,6 +32,7 @@ export function resolvePeerAuthentication(
   namespace: string,
   labels: Readonly<Record<string, string>>,
   warn: (msg: string) => void,
+  rootNamespace: string = ROOT_NAMESPACE,
 ): MtlsResolver {
   const pick = (level: string, list: PeerAuthentication[]): PeerAuthentication | undefined => {
     const sorted = [...list].sort(oldestFirst);
@@ -40,9 +41,9 @@ export function resolvePeerAuthentication(
     }
     return sorted[0];
   };
-  const mesh = pick('mesh-wide', policies.filter((p) => p.metadata.namespace === ROOT_NAMESPACE && !hasLabels(p.spec.selector?.matchLabels)));
+  const mesh = pick('mesh-wide', policies.filter((p) => p.metadata.namespace === rootNamespace && !hasLabels(p.spec.selector?.matchLabels)));
   const ns =
-    namespace === ROOT_NAMESPACE
+    namespace === rootNamespace
       ? undefined
       : pick(`namespace ${namespace}`, policies.filter((p) => p.metadata.namespace === namespace && !hasLabels(p.spec.selector?.matchLabels)));
   const workload = pick(

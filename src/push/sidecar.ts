@@ -8,12 +8,16 @@
 import { ROOT_NAMESPACE, resourceKey, type Sidecar } from '../resources/types.js';
 import { hasLabels, oldestFirst, selectorMatches } from './selectors.js';
 
-/** Returns the Sidecar that applies to a workload in `namespace` with `labels`, or undefined. */
+/**
+ * Returns the Sidecar that applies to a workload in `namespace` with `labels`, or undefined
+ * (`rootNamespace`, default `skiff-system`, holds the mesh-wide default Sidecar).
+ */
 export function selectSidecar(
   sidecars: readonly Sidecar[],
   namespace: string,
   labels: Readonly<Record<string, string>>,
   warn: (msg: string) => void,
+  rootNamespace: string = ROOT_NAMESPACE,
 ): Sidecar | undefined {
   const levels: Array<[string, Sidecar[]]> = [
     [
@@ -21,7 +25,7 @@ export function selectSidecar(
       sidecars.filter((s) => s.metadata.namespace === namespace && hasLabels(s.spec.workloadSelector?.labels) && selectorMatches(s.spec.workloadSelector?.labels, labels)),
     ],
     [`namespace ${namespace}`, sidecars.filter((s) => s.metadata.namespace === namespace && !hasLabels(s.spec.workloadSelector?.labels))],
-    ['root-namespace', sidecars.filter((s) => s.metadata.namespace === ROOT_NAMESPACE && !hasLabels(s.spec.workloadSelector?.labels))],
+    ['root-namespace', sidecars.filter((s) => s.metadata.namespace === rootNamespace && !hasLabels(s.spec.workloadSelector?.labels))],
   ];
   for (const [level, list] of levels) {
     if (list.length === 0) continue;

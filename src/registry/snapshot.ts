@@ -6,8 +6,10 @@
 import { matchesSelector, workloadLabels } from '../resources/selectors.js';
 import {
   resourceKey,
+  type AuthorizationPolicy,
   type MeshResource,
   type PeerAuthentication,
+  type RequestAuthentication,
   type ServiceEntry,
   type Sidecar,
   type WorkloadEntry,
@@ -70,6 +72,8 @@ export function buildSnapshot(version: number, resources: readonly MeshResource[
   const serviceEntries = sorted.filter((r): r is ServiceEntry => r.kind === 'ServiceEntry');
   const sidecars = sorted.filter((r): r is Sidecar => r.kind === 'Sidecar');
   const peerAuthentications = sorted.filter((r): r is PeerAuthentication => r.kind === 'PeerAuthentication');
+  const authorizationPolicies = sorted.filter((r): r is AuthorizationPolicy => r.kind === 'AuthorizationPolicy');
+  const requestAuthentications = sorted.filter((r): r is RequestAuthentication => r.kind === 'RequestAuthentication');
 
   const servicesByHost = new Map<string, ServiceEntry>();
   for (const se of serviceEntries) {
@@ -102,6 +106,8 @@ export function buildSnapshot(version: number, resources: readonly MeshResource[
     serviceEntries: Object.freeze(serviceEntries),
     sidecars: Object.freeze(sidecars),
     peerAuthentications: Object.freeze(peerAuthentications),
+    authorizationPolicies: Object.freeze(authorizationPolicies),
+    requestAuthentications: Object.freeze(requestAuthentications),
     servicesByHost: freezeMap(servicesByHost),
     workloadsByName: freezeMap(workloadsByName),
     workloadsByAddress: groupBy(
@@ -114,5 +120,7 @@ export function buildSnapshot(version: number, resources: readonly MeshResource[
     servicesByWorkload: freezeMap(servicesByWorkload as Map<string, readonly ServiceEntry[]>),
     sidecarsByNamespace: groupBy(sidecars, (s) => s.metadata.namespace),
     peerAuthenticationsByNamespace: groupBy(peerAuthentications, (p) => p.metadata.namespace),
+    authorizationPoliciesByNamespace: groupBy(authorizationPolicies, (p) => p.metadata.namespace),
+    requestAuthenticationsByNamespace: groupBy(requestAuthentications, (p) => p.metadata.namespace),
   });
 }

@@ -3,7 +3,15 @@
  * with the indexes the push context needs. A change produces a new {@link MeshSnapshot} and a
  * {@link ChangeEvent}; consumers never mutate a snapshot.
  */
-import type { MeshResource, PeerAuthentication, ServiceEntry, Sidecar, WorkloadEntry } from '../resources/types.js';
+import type {
+  AuthorizationPolicy,
+  MeshResource,
+  PeerAuthentication,
+  RequestAuthentication,
+  ServiceEntry,
+  Sidecar,
+  WorkloadEntry,
+} from '../resources/types.js';
 
 /** An immutable, indexed snapshot of the mesh. */
 export interface MeshSnapshot {
@@ -14,6 +22,10 @@ export interface MeshSnapshot {
   readonly serviceEntries: readonly ServiceEntry[];
   readonly sidecars: readonly Sidecar[];
   readonly peerAuthentications: readonly PeerAuthentication[];
+  /** Every AuthorizationPolicy, sorted by `namespace/name`. */
+  readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** Every RequestAuthentication, sorted by `namespace/name`. */
+  readonly requestAuthentications: readonly RequestAuthentication[];
   /** ServiceEntry by each of its hosts. */
   readonly servicesByHost: ReadonlyMap<string, ServiceEntry>;
   /** WorkloadEntry by `namespace/name`. */
@@ -36,6 +48,13 @@ export interface MeshSnapshot {
   readonly sidecarsByNamespace: ReadonlyMap<string, readonly Sidecar[]>;
   /** PeerAuthentications by namespace; the root namespace (`skiff-system`) holds the mesh-wide ones. */
   readonly peerAuthenticationsByNamespace: ReadonlyMap<string, readonly PeerAuthentication[]>;
+  /**
+   * AuthorizationPolicies by namespace, sorted by name; the root namespace holds the mesh-wide ones
+   * (and those whose selector applies in every namespace).
+   */
+  readonly authorizationPoliciesByNamespace: ReadonlyMap<string, readonly AuthorizationPolicy[]>;
+  /** RequestAuthentications by namespace, sorted by name; the root namespace holds the mesh-wide ones. */
+  readonly requestAuthenticationsByNamespace: ReadonlyMap<string, readonly RequestAuthentication[]>;
 }
 
 /** What changed between two snapshots, by resource key `Kind/namespace/name`. */

@@ -11,6 +11,7 @@
  */
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import type { z } from 'zod';
+import { DRY_RUN_ANNOTATION } from './authz-attributes.js';
 import { describeValue, formatPath, type PathSegment, type ResourceLocator } from './issues.js';
 import { KIND_SCHEMAS, PLANNED_KINDS } from './schemas.js';
 import type { MeshKind, MeshResource, ResourceIssue, ResourceOrigin } from './types.js';
@@ -50,8 +51,8 @@ function expectedName(expected: string): string {
   return expected;
 }
 
-/** Message for a zod issue, in Skiff's wording (`expected X, got Y`). */
-const errorMap: z.core.$ZodErrorMap = (iss) => {
+/** Message for a zod issue, in Skiff's wording (`expected X, got Y`); pass it as `safeParse`'s `error`. */
+export const errorMap: z.core.$ZodErrorMap = (iss) => {
   switch (iss.code) {
     case 'invalid_type':
       return iss.input === undefined
@@ -76,6 +77,25 @@ function unknownFieldMessage(key: string, parent: readonly PathSegment[]): strin
   const topLevel = parent.length === 0 || typeof last === 'number' || last === 'items';
   const serverField = (topLevel && key === 'status') || (last === 'metadata' && SERVER_POPULATED.has(key));
   return serverField ? `unknown field "${key}" (filled in by a Kubernetes API server; remove it)` : `unknown field "${key}"`;
+}
+
+/**
+ * The issues of a failed zod parse (made with {@link errorMap}) as located messages: one per issue,
+ * one per unknown key, paths prefixed with `base`.
+ */
+export function schemaIssues(error: z.ZodError, base: readonly PathSegment[] = []): { path: PathSegment[]; message: string }[] {
+  const out: { path: PathSegment[]; message: string }[] = [];
+  for (const iss of error.issues) {
+    const path = [...base, ...iss.path.filter((s): s is string | number => typeof s !== 'symbol')];
+    if (iss.code === 'unrecognized_keys') {
+      for (const key of iss.keys) out.push({ path: [...path, key], message: unknownFieldMessage(key, path) });
+    } else if (iss.code === 'invalid_key') {
+      out.push({ path, message: iss.issues.map((i) => i.message).join('; ') });
+    } else {
+      out.push({ path, message: iss.message });
+    }
+  }
+  return out;
 }
 
 /** Turns the first line of a `yaml` library error message into ours, without its code frame. */
@@ -162,16 +182,12 @@ export function parseResources(text: string, file: string, origin: ParseOrigin =
       }
       const result = schema.safeParse(value, { error: errorMap });
       if (!result.success) {
-        for (const iss of result.error.issues) {
-          const path = [...base, ...iss.path.filter((s): s is string | number => typeof s !== 'symbol')];
-          if (iss.code === 'unrecognized_keys') {
-            for (const key of iss.keys) issueAt(errors, [...path, key], unknownFieldMessage(key, path));
-          } else if (iss.code === 'invalid_key') {
-            issueAt(errors, path, iss.issues.map((i) => i.message).join('; '));
-          } else {
-            issueAt(errors, path, iss.message);
-          }
-        }
+        for (const iss of schemaIssues(result.error, base)) issueAt(errors, iss.path, iss.message);
+        continue;
+      }
+      if (kind !== 'AuthorizationPolicy' && result.data.metadata.annotations?.[DRY_RUN_ANNOTATION] !== undefined) {
+        // Istio `checkDryRunAnnotation`: only AuthorizationPolicy supports it.
+        issueAt(errors, [...base, 'metadata', 'annotations', DRY_RUN_ANNOTATION], `${kind} does not support the ${DRY_RUN_ANNOTATION} annotation: remove it`);
         continue;
       }
       const resource = { ...result.data, origin: { source, file, line: lineOfPath(doc, lineCounter, base) } } as MeshResource;

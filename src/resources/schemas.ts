@@ -1,6 +1,7 @@
 /**
  * zod schemas for the Istio kinds Skiff accepts in this release: WorkloadEntry, ServiceEntry,
- * Sidecar (networking.istio.io) and PeerAuthentication (security.istio.io). Field names and
+ * Sidecar (networking.istio.io) and PeerAuthentication (security.istio.io); AuthorizationPolicy
+ * and RequestAuthentication are in `security-schemas.ts`. Field names and
  * semantic rules follow Istio's API reference (https://istio.io/latest/docs/reference/config/)
  * and its validation (`pkg/config/validation` in istio/istio), so that YAML Istio accepts is
  * accepted here and YAML Istio rejects is rejected with a message naming the field.
@@ -22,11 +23,23 @@ import {
   isDns1123Subdomain,
   isIpAddress,
   isPartialWildcard,
-  labelKeyProblem,
-  labelValueProblem,
   wildcardDomainProblem,
 } from './names.js';
-import { isHttpProtocol, isTlsProtocol, ISTIO_PROTOCOLS, parseProtocol } from './protocol.js';
+import { isHttpProtocol, isTlsProtocol } from './protocol.js';
+import {
+  checkedString,
+  fail,
+  ipAddressSchema,
+  labelSelectorSchema,
+  labelsSchema,
+  metadataSchema,
+  portNameSchema,
+  portNumberSchema,
+  protocolSchema,
+  workloadSelectorSchema,
+  type RefineContext,
+} from './schema-common.js';
+import { authorizationPolicySchema, requestAuthenticationSchema } from './security-schemas.js';
 import type {
   MeshKind,
   MeshResource,
@@ -41,89 +54,8 @@ export const NETWORKING_API_VERSIONS = ['networking.istio.io/v1', 'networking.is
 /** apiVersions accepted for the security kinds (DESIGN.md §3). */
 export const SECURITY_API_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'] as const;
 
-// ---------------------------------------------------------------------------------------------
-// Building blocks
-
-interface RefineContext {
-  addIssue(issue: { code: 'custom'; message: string; path?: PathSegment[] }): void;
-}
-
-/** Adds a custom issue at `path` (relative to the value being refined). */
-function fail(ctx: RefineContext, path: PathSegment[], message: string): void {
-  ctx.addIssue({ code: 'custom', message, path });
-}
-
-/** A string checked by `problem` (returns a message when invalid). */
-function checkedString(problem: (v: string) => string | undefined) {
-  return z.string().superRefine((v, ctx) => {
-    const p = problem(v);
-    if (p !== undefined) fail(ctx, [], p);
-  });
-}
-
-/** A TCP port number, 1-65535. */
-export const portNumberSchema = z
-  .number({ error: (iss) => `expected integer 1-65535, got ${describeValue(iss.input)}` })
-  .int()
-  .min(1)
-  .max(65535);
-
-/** A port name: a DNS-1123 label (Istio `ValidatePortName`; letter case is not enforced). */
-const portNameSchema = checkedString((v) =>
-  isDns1123LabelAnyCase(v) ? undefined : `invalid port name ${describeValue(v)}: must be a DNS-1123 label (letters, digits, '-', at most 63)`,
-);
-
-/** A protocol name, case-insensitive, normalised to Istio's spelling; `""` means unset (sniffing). */
-const protocolSchema = z.string().transform((v, ctx) => {
-  if (v === '') return undefined;
-  const p = parseProtocol(v);
-  if (p === undefined) {
-    ctx.addIssue({ code: 'custom', message: `unsupported protocol ${describeValue(v)} (expected one of ${ISTIO_PROTOCOLS.join('|')}, any case)` });
-    return z.NEVER;
-  }
-  return p;
-});
-
-/** An IPv4 or IPv6 address. */
-const ipAddressSchema = checkedString((v) => (isIpAddress(v) ? undefined : `expected an IP address, got ${describeValue(v)}`));
-
-/** Kubernetes labels: keys `[prefix/]name`, values empty or a qualified name. */
-const labelsSchema = z.record(z.string(), z.string()).superRefine((labels, ctx) => {
-  for (const [k, v] of Object.entries(labels)) {
-    const p = labelKeyProblem(k) ?? labelValueProblem(v);
-    if (p !== undefined) fail(ctx, [k], p);
-  }
-});
-
-/** Selector labels (Istio `ValidateAlphaWorkloadSelector`): no empty keys, no wildcards. */
-const selectorLabelsSchema = z.record(z.string(), z.string()).superRefine((labels, ctx) => {
-  for (const [k, v] of Object.entries(labels)) {
-    if (k === '') fail(ctx, [k], 'empty key is not supported in a selector');
-    else if (k.includes('*') || v.includes('*')) fail(ctx, [k], `wildcard is not supported in a selector: "${k}=${v}"`);
-  }
-});
-
-/** Kubernetes object metadata; `namespace` defaults to `default`. */
-export const metadataSchema = z.strictObject({
-  name: checkedString((v) =>
-    isDns1123Subdomain(v) ? undefined : `invalid name ${describeValue(v)}: must be a lower-case DNS-1123 subdomain (a-z, 0-9, '-', '.')`,
-  ),
-  namespace: checkedString((v) =>
-    isDns1123Label(v) ? undefined : `invalid namespace ${describeValue(v)}: must be a lower-case DNS-1123 label (a-z, 0-9, '-', at most 63)`,
-  ).default('default'),
-  labels: labelsSchema.optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-  resourceVersion: z.string().optional(),
-  creationTimestamp: checkedString((v) =>
-    Number.isNaN(Date.parse(v)) ? `expected an RFC 3339 timestamp, got ${describeValue(v)}` : undefined,
-  ).optional(),
-});
-
-/** networking.istio.io `WorkloadSelector`. */
-const workloadSelectorSchema = z.strictObject({ labels: selectorLabelsSchema.optional() });
-
-/** istio.type.v1beta1 `WorkloadSelector` (PeerAuthentication `selector`). */
-const labelSelectorSchema = z.strictObject({ matchLabels: selectorLabelsSchema.optional() });
+// Building blocks live in schema-common.ts (shared with security-schemas.ts); re-exported here.
+export { metadataSchema, portNumberSchema } from './schema-common.js';
 
 // ---------------------------------------------------------------------------------------------
 // WorkloadEntry (also the shape of ServiceEntry `endpoints[]`)
@@ -409,6 +341,8 @@ export const KIND_SCHEMAS: Readonly<Record<MeshKind, KindSchema>> = {
   ServiceEntry: { apiVersions: NETWORKING_API_VERSIONS, schema: serviceEntrySchema },
   Sidecar: { apiVersions: NETWORKING_API_VERSIONS, schema: sidecarSchema },
   PeerAuthentication: { apiVersions: SECURITY_API_VERSIONS, schema: peerAuthenticationSchema },
+  AuthorizationPolicy: { apiVersions: SECURITY_API_VERSIONS, schema: authorizationPolicySchema },
+  RequestAuthentication: { apiVersions: SECURITY_API_VERSIONS, schema: requestAuthenticationSchema },
 };
 
 /** Kinds named in DESIGN.md §3 that later releases implement: rejected with "not supported yet". */
@@ -416,8 +350,6 @@ export const PLANNED_KINDS: ReadonlySet<string> = new Set([
   'WorkloadGroup',
   'DestinationRule',
   'VirtualService',
-  'AuthorizationPolicy',
-  'RequestAuthentication',
   'HTTPRoute',
   'GRPCRoute',
 ]);

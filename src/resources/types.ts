@@ -131,13 +131,108 @@ export interface PeerAuthenticationSpec {
   portLevelMtls?: Record<string, { mode?: MtlsMode }>;
 }
 
+/** AuthorizationPolicy `rules[].from[].source` (security.istio.io Source). */
+export interface AuthzSource {
+  principals?: string[];
+  notPrincipals?: string[];
+  requestPrincipals?: string[];
+  notRequestPrincipals?: string[];
+  namespaces?: string[];
+  notNamespaces?: string[];
+  serviceAccounts?: string[];
+  notServiceAccounts?: string[];
+  ipBlocks?: string[];
+  notIpBlocks?: string[];
+  remoteIpBlocks?: string[];
+  notRemoteIpBlocks?: string[];
+}
+
+/** AuthorizationPolicy `rules[].to[].operation` (security.istio.io Operation). */
+export interface AuthzOperation {
+  hosts?: string[];
+  notHosts?: string[];
+  ports?: string[];
+  notPorts?: string[];
+  methods?: string[];
+  notMethods?: string[];
+  paths?: string[];
+  notPaths?: string[];
+}
+
+/** AuthorizationPolicy `rules[].when[]` (security.istio.io Condition). */
+export interface AuthzCondition {
+  key: string;
+  values?: string[];
+  notValues?: string[];
+}
+
+/** One AuthorizationPolicy rule: every present part must match (from OR-ed, to OR-ed, when AND-ed). */
+export interface AuthzRule {
+  from?: { source?: AuthzSource }[];
+  to?: { operation?: AuthzOperation }[];
+  when?: AuthzCondition[];
+}
+
+/** AuthorizationPolicy action; unset means ALLOW. */
+export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+
+/** security.istio.io AuthorizationPolicy spec (https://istio.io/latest/docs/reference/config/security/authorization-policy/). */
+export interface AuthorizationPolicySpec {
+  selector?: LabelSelector;
+  /** Gateway-API style targeting; parsed and warned about (not meaningful for VMs). */
+  targetRef?: Record<string, unknown>;
+  targetRefs?: Record<string, unknown>[];
+  rules?: AuthzRule[];
+  action?: AuthzAction;
+  /** CUSTOM only: the MeshConfig extension provider. */
+  provider?: { name: string };
+}
+
+/** RequestAuthentication `jwtRules[].fromHeaders[]`. */
+export interface JwtHeader {
+  name: string;
+  prefix?: string;
+}
+
+/** security.istio.io JWTRule. */
+export interface JwtRule {
+  issuer: string;
+  audiences?: string[];
+  jwksUri?: string;
+  /** Inline JWKS as a JSON string. */
+  jwks?: string;
+  fromHeaders?: JwtHeader[];
+  fromParams?: string[];
+  fromCookies?: string[];
+  outputPayloadToHeader?: string;
+  forwardOriginalToken?: boolean;
+  outputClaimToHeaders?: { header: string; claim: string }[];
+  /** Go-style duration (`5s`, `500ms`); the JWKS fetch timeout. */
+  timeout?: string;
+  /**
+   * Claims holding space-separated lists, split into lists before matching; `scope` and
+   * `permission` always are (Istio's default).
+   */
+  spaceDelimitedClaims?: string[];
+}
+
+/** security.istio.io RequestAuthentication spec. */
+export interface RequestAuthenticationSpec {
+  selector?: LabelSelector;
+  targetRef?: Record<string, unknown>;
+  targetRefs?: Record<string, unknown>[];
+  jwtRules?: JwtRule[];
+}
+
 export type WorkloadEntry = Resource<'WorkloadEntry', WorkloadEntrySpec>;
 export type ServiceEntry = Resource<'ServiceEntry', ServiceEntrySpec>;
 export type Sidecar = Resource<'Sidecar', SidecarSpec>;
 export type PeerAuthentication = Resource<'PeerAuthentication', PeerAuthenticationSpec>;
+export type AuthorizationPolicy = Resource<'AuthorizationPolicy', AuthorizationPolicySpec>;
+export type RequestAuthentication = Resource<'RequestAuthentication', RequestAuthenticationSpec>;
 
 /** Every kind the registry holds (later issues add more). */
-export type MeshResource = WorkloadEntry | ServiceEntry | Sidecar | PeerAuthentication;
+export type MeshResource = WorkloadEntry | ServiceEntry | Sidecar | PeerAuthentication | AuthorizationPolicy | RequestAuthentication;
 export type MeshKind = MeshResource['kind'];
 
 /** The root namespace: policies there apply mesh-wide (DESIGN.md §3). */

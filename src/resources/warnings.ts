@@ -8,8 +8,9 @@
  * `validate.ts`.
  */
 import type { PathSegment } from './issues.js';
+import { parseJwks } from './jwks.js';
 import { isPartialWildcard } from './names.js';
-import type { MeshResource, ServiceEntry, Sidecar, WorkloadEntrySpec } from './types.js';
+import type { AuthorizationPolicy, AuthzRule, MeshResource, RequestAuthentication, ServiceEntry, Sidecar, WorkloadEntrySpec } from './types.js';
 
 /** A warning about one resource, located by its path inside the resource. */
 export interface ResourceWarning {
@@ -100,6 +101,73 @@ function sidecarWarnings(sc: Sidecar, out: ResourceWarning[]): void {
   }
 }
 
+/** targetRef/targetRefs attach a policy to waypoints and gateways (Istio); Skiff's VM sidecars have neither. */
+function targetRefWarnings(spec: { targetRef?: unknown; targetRefs?: unknown[] }, out: ResourceWarning[]): void {
+  const message = 'targetRef/targetRefs attach a policy to waypoints and gateways, which Skiff does not run: the policy applies to no workload (use selector)';
+  if (spec.targetRef !== undefined) out.push({ path: ['spec', 'targetRef'], message });
+  if ((spec.targetRefs?.length ?? 0) > 0) out.push({ path: ['spec', 'targetRefs'], message });
+}
+
+/**
+ * Istio's warning for a DENY rule whose only attributes are HTTP ones: on a TCP port those are
+ * dropped, so the rule denies every connection there (`ValidateAuthorizationPolicy`).
+ */
+function denyOnlyHttpWarning(rule: AuthzRule, i: number, out: ResourceWarning[]): void {
+  const fromExists = (rule.from ?? []).some((f) => f.source !== undefined);
+  const toExists = (rule.to ?? []).some((t) => t.operation !== undefined);
+  const tcpInFrom = (rule.from ?? []).some((f) => {
+    const s = f.source ?? {};
+    return [s.principals, s.notPrincipals, s.namespaces, s.notNamespaces, s.ipBlocks, s.notIpBlocks, s.remoteIpBlocks, s.notRemoteIpBlocks, s.serviceAccounts, s.notServiceAccounts].some(
+      (v) => (v?.length ?? 0) > 0,
+    );
+  });
+  const tcpInTo = (rule.to ?? []).some((t) => (t.operation?.ports?.length ?? 0) + (t.operation?.notPorts?.length ?? 0) > 0);
+  if ((fromExists && !toExists && !tcpInFrom) || (toExists && !tcpInTo)) {
+    out.push({
+      path: ['spec', 'rules', i],
+      message:
+        'this DENY rule uses only HTTP attributes, which do not exist on TCP ports: it denies all traffic to TCP ports in its scope; name the ports explicitly (to.operation.ports)',
+    });
+  }
+}
+
+function authorizationPolicyWarnings(ap: AuthorizationPolicy, out: ResourceWarning[]): void {
+  const spec = ap.spec;
+  selectorWarning(spec.selector?.matchLabels, spec.selector !== undefined, ['spec', 'selector'], out);
+  targetRefWarnings(spec, out);
+  if (spec.action === 'DENY') (spec.rules ?? []).forEach((r, i) => denyOnlyHttpWarning(r, i, out));
+  (spec.rules ?? []).forEach((r, i) => {
+    (r.when ?? []).forEach((c, j) => {
+      if (c.key.startsWith('experimental.envoy.filters.')) {
+        out.push({ path: ['spec', 'rules', i, 'when', j, 'key'], message: `${c.key} is experimental (Envoy dynamic metadata): its meaning depends on Envoy filters Skiff does not configure` });
+      }
+    });
+  });
+}
+
+function requestAuthenticationWarnings(ra: RequestAuthentication, out: ResourceWarning[]): void {
+  const spec = ra.spec;
+  selectorWarning(spec.selector?.matchLabels, spec.selector !== undefined, ['spec', 'selector'], out);
+  targetRefWarnings(spec, out);
+  (spec.jwtRules ?? []).forEach((rule, i) => {
+    const at: PathSegment[] = ['spec', 'jwtRules', i];
+    if ((rule.fromCookies?.length ?? 0) > 0) out.push({ path: [...at, 'fromCookies'], message: 'fromCookies is not implemented yet: tokens in cookies are not read' });
+    const inline = rule.jwks !== undefined && rule.jwks !== '';
+    const uri = rule.jwksUri !== undefined && rule.jwksUri !== '';
+    if (inline) {
+      const parsed = parseJwks(rule.jwks ?? '');
+      if ('warnings' in parsed) for (const w of parsed.warnings) out.push({ path: [...at, 'jwks'], message: w });
+      if (uri) out.push({ path: [...at, 'jwksUri'], message: 'jwks is set inline, so jwksUri is not used' });
+    } else if (!uri) {
+      out.push({
+        path: at,
+        message: `neither jwks nor jwksUri is set: Istio would discover the keys from the issuer's OpenID configuration, which Skiff does not implement yet; tokens from "${rule.issuer}" are rejected`,
+      });
+    }
+    if (rule.issuer === '') out.push({ path: [...at, 'issuer'], message: 'no issuer: a token from any issuer that the keys verify is accepted' });
+  });
+}
+
 /** Warnings for one resource that passed its schema. Paths are relative to the resource. */
 export function resourceWarnings(r: MeshResource): ResourceWarning[] {
   const out: ResourceWarning[] = [];
@@ -115,6 +183,12 @@ export function resourceWarnings(r: MeshResource): ResourceWarning[] {
       break;
     case 'PeerAuthentication':
       selectorWarning(r.spec.selector?.matchLabels, r.spec.selector !== undefined, ['spec', 'selector'], out);
+      break;
+    case 'AuthorizationPolicy':
+      authorizationPolicyWarnings(r, out);
+      break;
+    case 'RequestAuthentication':
+      requestAuthenticationWarnings(r, out);
       break;
   }
   return out;

@@ -51,6 +51,24 @@ void describe('real Envoy accepts the translated configuration', () => {
     assert.notEqual(code, 0, 'Envoy accepted a route to a missing cluster');
     assert.match(output, /missing\.demo\.svc\.cluster\.local/);
   });
+  void test('control: Envoy refuses an RBAC filter with a malformed regex (so RBAC configs are really checked)', async () => {
+    const c = runCase('authz-deny-by-namespace');
+    const bootstrap = staticBootstrap(c, path.join(dir, 'sds.sock'));
+    const listeners = (bootstrap['staticResources'] as Json)['listeners'] as Json[];
+    const inbound = listeners.find((l) => l['name'] === '198.18.0.1_8080');
+    assert.ok(inbound);
+    const hcm = (((inbound['filterChains'] as Json[])[0]!['filters'] as Json[])[0]!['typedConfig'] as Json);
+    const rbac = (hcm['httpFilters'] as Json[]).find((f) => f['name'] === 'envoy.filters.http.rbac');
+    assert.ok(rbac, 'the case has an HTTP RBAC filter');
+    const text = JSON.stringify(rbac['typedConfig']);
+    assert.match(text, /\.\*\/ns\/dev\/\.\*/);
+    rbac['typedConfig'] = JSON.parse(text.replace('.*/ns/dev/.*', '.*/ns/(dev/.*')) as Json;
+    const file = path.join(dir, 'control-rbac.pb');
+    fs.writeFileSync(file, encodeStrict('envoy.config.bootstrap.v3.Bootstrap', bootstrap));
+    const { code, output } = await runEnvoy(envoy, file);
+    assert.notEqual(code, 0, 'Envoy accepted a malformed RBAC regex');
+    assert.match(output, /regex|missing \)/i);
+  });
   for (const name of caseNames()) {
     void test(name, async () => {
       const c = runCase(name);

@@ -8,6 +8,10 @@
  *   # proxy: {id: "sidecar~198.18.0.1~a.demo~demo.svc.cluster.local", metadata: {NAMESPACE: demo, SERVICE_ACCOUNT: a, WORKLOAD_NAME: a}}
  *
  * (an optional `trustDomain` key defaults to `cluster.local`).
+ *
+ * Optional companions: `<case>.mesh-config.yaml` (the control plane's mesh config, read with the
+ * real loader: root namespace, extension providers) and `<case>.jwks.yaml` (a map from `jwksUri`
+ * to the JWKS document the control plane fetched, as a JSON string or a YAML object).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,6 +23,8 @@ import { buildProxyIR, parseProxyNode } from '../../src/push/index.js';
 import { formatIssue, parseResources } from '../../src/resources/parse.js';
 import { translateEnvoy, type EnvoyTranslation } from '../../src/translate/envoy/index.js';
 import { buildSnapshot } from '../../src/registry/index.js';
+import { parseMeshConfig } from '../../src/resources/mesh-config.js';
+import type { BuildExtras } from '../../src/push/index.js';
 
 /** The folder holding the cases. */
 export const CASES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'envoy');
@@ -56,6 +62,23 @@ function proxyHeader(text: string, file: string): ProxyHeader {
   return header as ProxyHeader;
 }
 
+/** The mesh config and fetched JWKS documents of case `name`, from its companion files. */
+function extrasOf(name: string): BuildExtras {
+  const extras: BuildExtras = {};
+  const meshFile = path.join(CASES_DIR, `${name}.mesh-config.yaml`);
+  if (fs.existsSync(meshFile)) {
+    const loaded = parseMeshConfig(fs.readFileSync(meshFile, 'utf8'), `${name}.mesh-config.yaml`);
+    if (loaded.errors.length > 0) throw new Error(`${meshFile}:\n${loaded.errors.map(formatIssue).join('\n')}`);
+    extras.meshConfig = loaded.config;
+  }
+  const jwksFile = path.join(CASES_DIR, `${name}.jwks.yaml`);
+  if (fs.existsSync(jwksFile)) {
+    const docs = YAML.parse(fs.readFileSync(jwksFile, 'utf8')) as Record<string, unknown>;
+    extras.jwks = new Map(Object.entries(docs).map(([uri, doc]) => [uri, typeof doc === 'string' ? doc : JSON.stringify(doc)]));
+  }
+  return extras;
+}
+
 /** Loads and runs case `name`. Throws when the input has resource errors. */
 export function runCase(name: string): EnvoyCase {
   const file = path.join(CASES_DIR, `${name}.in.yaml`);
@@ -65,7 +88,7 @@ export function runCase(name: string): EnvoyCase {
   if (parsed.errors.length > 0) throw new Error(`${file}:\n${parsed.errors.map(formatIssue).join('\n')}`);
   const snapshot = buildSnapshot(1, parsed.resources);
   const proxy = parseProxyNode({ id: header.id, metadata: header.metadata ?? {} }, header.trustDomain ?? 'cluster.local');
-  const ir = buildProxyIR(snapshot, proxy);
+  const ir = buildProxyIR(snapshot, proxy, extrasOf(name));
   const validationErrors = validate(ir);
   const translation = translateEnvoy(ir);
   return { name, ir, validationErrors, translation };

@@ -16,6 +16,7 @@ interface ServeFlags {
   dnsName: string[];
   ip: string[];
   tokenAudience: string[];
+  meshConfig?: string;
   logLevel?: string;
 }
 
@@ -34,6 +35,7 @@ export function registerServe(program: Command): void {
     .option('--dns-name <name>', 'extra DNS SAN for the serving certificate (repeatable)', collect, [])
     .option('--ip <ip>', 'extra IP SAN for the serving certificate (repeatable)', collect, [])
     .option('--token-audience <aud>', 'extra accepted bootstrap-token audience, e.g. istio-ca (repeatable)', collect, [])
+    .option('--mesh-config <file>', 'Istio MeshConfig YAML: rootNamespace, trustDomainAliases, extensionProviders (CUSTOM authorizers)')
     .option('--log-level <level>', 'trace|debug|info|warn|error')
     .action(async (flags: ServeFlags) => {
       const logger = createLogger({ level: flags.logLevel });
@@ -48,6 +50,7 @@ export function registerServe(program: Command): void {
         dnsNames: flags.dnsName,
         ipAddresses: flags.ip,
         tokenAudiences: flags.tokenAudience,
+        meshConfigFile: flags.meshConfig ? path.resolve(flags.meshConfig) : undefined,
         logger,
       });
       let stopping = false;

@@ -17,10 +17,14 @@ import { controlPlaneSpiffeId } from '../../identity/spiffe.js';
 import { TokenAuthority } from '../../identity/tokens.js';
 import { createMonitoringApp } from '../../api/monitoring.js';
 import type { Logger } from '../../observability/logger.js';
+import type { MeshSnapshot } from '../../registry/types.js';
 import { createControlPlaneMetrics, type ControlPlaneMetrics } from '../../observability/metrics.js';
 import { proxyIdentityFromNode } from '../../push/node.js';
 import { createRegistry, type Registry } from '../../registry/index.js';
 import { createFileSource } from '../../sources/file/index.js';
+import { createJwksFetcher } from '../../sources/jwks/index.js';
+import { DEFAULT_MESH_CONFIG, loadMeshConfig, type MeshConfig } from '../../resources/mesh-config.js';
+import { formatIssue } from '../../resources/parse.js';
 import { createSnapshotCache } from '../../xds/cache/index.js';
 import { createAdsServer } from '../../xds/server/index.js';
 import { ProxyPusher } from './proxies.js';
@@ -41,6 +45,8 @@ export interface ControlPlaneOptions {
   ipAddresses: string[];
   /** Further accepted bootstrap-token audiences (besides `skiff-ca`). */
   tokenAudiences: string[];
+  /** Istio MeshConfig YAML (rootNamespace, trustDomainAliases, extensionProviders). */
+  meshConfigFile?: string;
   logger: Logger;
 }
 
@@ -66,6 +72,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   fs.writeFileSync(path.join(opts.dataDir, 'trust-bundle.pem'), trustBundlePem, { mode: 0o644 });
   const tokens = await TokenAuthority.open({ dataDir: opts.dataDir, trustDomain: opts.trustDomain, audiences: opts.tokenAudiences, logger: logger.child({ component: 'tokens' }) });
 
+  const meshConfig = await readMeshConfig(opts.meshConfigFile, logger);
   const registry = createRegistry({ logger: logger.child({ component: 'registry' }) });
   const fileSource = createFileSource({
     dir: opts.configDir,
@@ -76,9 +83,30 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   await fileSource.start();
   registry.flush();
 
+  // RequestAuthentication jwksUri: the control plane fetches the keys and ships them inline.
+  const jwks = createJwksFetcher({ logger: logger.child({ component: 'jwks' }) });
+  const jwksMap = (): ReadonlyMap<string, string> => {
+    const m = new Map<string, string>();
+    for (const uri of jwksUris(registry.current())) {
+      const keys = jwks.get(uri);
+      if (keys !== undefined) m.set(uri, keys);
+    }
+    return m;
+  };
+  jwks.track(jwksUris(registry.current()));
   const cache = createSnapshotCache({ logger: logger.child({ component: 'cache' }) });
-  const pusher = new ProxyPusher({ cache, current: () => registry.current(), logger: logger.child({ component: 'push' }), metrics });
-  const unsubscribe = registry.subscribe((snapshot) => pusher.pushAll(snapshot));
+  const pusher = new ProxyPusher({
+    cache,
+    current: () => registry.current(),
+    extras: () => ({ meshConfig, jwks: jwksMap() }),
+    logger: logger.child({ component: 'push' }),
+    metrics,
+  });
+  const unsubscribe = registry.subscribe((snapshot) => {
+    jwks.track(jwksUris(snapshot));
+    pusher.pushAll(snapshot);
+  });
+  const unsubscribeJwks = jwks.onChange(() => pusher.pushAll(registry.current()));
 
   const cpSpiffeId = controlPlaneSpiffeId(opts.trustDomain);
   const ads = createAdsServer({
@@ -160,6 +188,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     stop: async () => {
       grpcListening = false;
       unsubscribe();
+      unsubscribeJwks();
+      jwks.stop();
       await fileSource.stop();
       registry.close();
       // Proxies keep their last config and reconnect (to this or another replica): end their
@@ -178,6 +208,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       await closed;
     },
   };
+}
+
+/** Every `jwksUri` of every RequestAuthentication rule in the snapshot. */
+function jwksUris(snapshot: MeshSnapshot): string[] {
+  const uris = new Set<string>();
+  for (const ra of snapshot.requestAuthentications) for (const rule of ra.spec.jwtRules ?? []) if (rule.jwksUri) uris.add(rule.jwksUri);
+  return [...uris];
+}
+
+/** Loads `--mesh-config`; an invalid file stops the start with every problem listed. */
+async function readMeshConfig(file: string | undefined, logger: Logger): Promise<MeshConfig> {
+  if (!file) return DEFAULT_MESH_CONFIG;
+  const result = await loadMeshConfig(file);
+  for (const w of result.warnings) logger.warn(formatIssue(w));
+  if (result.errors.length > 0) throw new Error(`mesh config rejected:\n${result.errors.map(formatIssue).join('\n')}`);
+  return result.config;
 }
 
 function unique(values: string[]): string[] {

@@ -9,7 +9,7 @@ import type { ControlPlaneMetrics } from '../../observability/metrics.js';
 import type { MeshSnapshot } from '../../registry/types.js';
 import type { ProxyIdentity } from '../../ir/types.js';
 import { validate } from '../../ir/validate.js';
-import { buildProxyIR } from '../../push/index.js';
+import { buildProxyIR, type BuildExtras } from '../../push/index.js';
 import { translateEnvoy } from '../../translate/envoy/index.js';
 import type { SnapshotCache } from '../../xds/cache/index.js';
 
@@ -22,6 +22,8 @@ export class ProxyPusher {
     private readonly deps: {
       cache: SnapshotCache;
       current: () => MeshSnapshot;
+      /** Mesh config and fetched JWKS, read at every push. */
+      extras: () => BuildExtras;
       logger: Logger;
       metrics: ControlPlaneMetrics;
     },
@@ -64,19 +66,19 @@ export class ProxyPusher {
   private push(identity: ProxyIdentity, snapshot: MeshSnapshot): void {
     const log = this.deps.logger.child({ node: identity.nodeId });
     try {
-      const ir = buildProxyIR(snapshot, identity);
-      for (const w of ir.warnings) {
-        const key = `${identity.nodeId}|${w}`;
-        if (this.warned.has(key)) continue;
-        this.warned.add(key);
-        log.warn({ snapshot: snapshot.version }, w);
-      }
+      const ir = buildProxyIR(snapshot, identity, this.deps.extras());
       const errors = validate(ir);
       if (errors.length > 0) {
         log.error({ errors, snapshot: snapshot.version }, 'proxy config invalid; keeping the last good config');
         return;
       }
       const out = translateEnvoy(ir);
+      for (const w of [...ir.warnings, ...out.warnings]) {
+        const key = `${identity.nodeId}|${w}`;
+        if (this.warned.has(key)) continue;
+        this.warned.add(key);
+        log.warn({ snapshot: snapshot.version }, w);
+      }
       this.deps.cache.setSnapshot(identity.nodeId, { resources: out.resources, references: out.references });
       const entry = this.proxies.get(identity.nodeId);
       if (entry) entry.computedVersion = snapshot.version;

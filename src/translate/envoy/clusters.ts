@@ -1,8 +1,9 @@
 /**
  * Clusters (envoy/config/cluster/v3/cluster.proto): `inbound|<port>||` STATIC to the local
- * application; `outbound|<port>||<host>` EDS over ADS with Istio mutual TLS.
+ * application; `outbound|<port>||<host>` EDS over ADS with Istio mutual TLS; `outbound|<port>||<ip>`
+ * STATIC plaintext to an external authorizer.
  */
-import type { AppProtocol, InboundClusterIR, OutboundClusterIR, ProxyIdentity } from '../../ir/types.js';
+import type { AppProtocol, ExternalClusterIR, InboundClusterIR, OutboundClusterIR, ProxyIdentity } from '../../ir/types.js';
 import { duration } from '../../xds/protos/loader.js';
 import { endpointAddress, ExtensionType, FilterName } from './common.js';
 import type { Cluster, HttpProtocolOptions, TypedConfig } from './envoy-types.js';
@@ -23,6 +24,22 @@ function protocolOptions(protocol: AppProtocol): Record<string, TypedConfig<Http
 
 /** A STATIC cluster to the application endpoint of an inbound port, in plaintext. */
 export function inboundCluster(c: InboundClusterIR): Cluster {
+  const cluster: Cluster = {
+    name: c.name,
+    type: 'STATIC',
+    connectTimeout: duration(CONNECT_TIMEOUT_MS),
+    loadAssignment: { clusterName: c.name, endpoints: [{ lbEndpoints: [{ endpoint: { address: endpointAddress(c.endpoint) } }] }] },
+  };
+  const opts = protocolOptions(c.protocol);
+  if (opts) cluster.typedExtensionProtocolOptions = opts;
+  return cluster;
+}
+
+/**
+ * A STATIC plaintext cluster to an address outside the registry (an external authorizer given by
+ * IP), HTTP/2 for gRPC services.
+ */
+export function externalCluster(c: ExternalClusterIR): Cluster {
   const cluster: Cluster = {
     name: c.name,
     type: 'STATIC',

@@ -17,6 +17,12 @@ export const ExtensionType = {
   DownstreamTlsContext: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
   UpstreamTlsContext: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
   HttpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  HttpRbac: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
+  NetworkRbac: 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC',
+  HttpExtAuthz: 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz',
+  NetworkExtAuthz: 'type.googleapis.com/envoy.extensions.filters.network.ext_authz.v3.ExtAuthz',
+  JwtAuthn: 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication',
+  UriTemplateMatch: 'type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig',
 } as const;
 
 /** The Envoy extension names the typed configs above are registered under. */
@@ -27,6 +33,11 @@ export const FilterName = {
   TlsInspector: 'envoy.filters.listener.tls_inspector',
   TlsTransportSocket: 'envoy.transport_sockets.tls',
   HttpProtocolOptions: 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  HttpRbac: 'envoy.filters.http.rbac',
+  NetworkRbac: 'envoy.filters.network.rbac',
+  HttpExtAuthz: 'envoy.filters.http.ext_authz',
+  NetworkExtAuthz: 'envoy.filters.network.ext_authz',
+  JwtAuthn: 'envoy.filters.http.jwt_authn',
 } as const;
 
 /** The HTTP router filter (always the last HTTP filter). */

@@ -40,8 +40,8 @@ export interface SdsSecretConfig {
   sdsConfig: ConfigSource;
 }
 
-/** `envoy.type.matcher.v3.StringMatcher` (the forms Skiff uses). */
-export type StringMatcher = { exact: string } | { prefix: string };
+/** `envoy.type.matcher.v3.StringMatcher` (the forms Skiff uses), optionally case-insensitive. */
+export type StringMatcher = ({ exact: string } | { prefix: string } | { suffix: string } | { safeRegex: { regex: string } }) & { ignoreCase?: boolean };
 
 /** `envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher`. */
 export interface SubjectAltNameMatcher {
@@ -178,4 +178,148 @@ export interface Cluster {
   loadAssignment?: ClusterLoadAssignment;
   transportSocket?: TransportSocket;
   typedExtensionProtocolOptions?: Record<string, TypedConfig<HttpProtocolOptions>>;
+}
+
+/** `envoy.config.core.v3.CidrRange` (`prefixLen` is a `UInt32Value`). */
+export interface CidrRange {
+  addressPrefix: string;
+  prefixLen: { value: number };
+}
+
+/** `envoy.config.route.v3.HeaderMatcher` (presence or string match). */
+export type HeaderMatcher = { name: string } & ({ presentMatch: boolean } | { stringMatch: StringMatcher });
+
+/** `envoy.type.matcher.v3.ValueMatcher` (the forms Skiff uses). */
+export type ValueMatcher =
+  | { stringMatch: StringMatcher }
+  | { listMatch: { oneOf: ValueMatcher } }
+  | { orMatch: { valueMatchers: ValueMatcher[] } };
+
+/** `envoy.type.matcher.v3.MetadataMatcher`: the value at `path` in filter `filter`'s dynamic metadata. */
+export interface MetadataMatcher {
+  filter: string;
+  path: Array<{ key: string }>;
+  value: ValueMatcher;
+}
+
+/** `envoy.config.core.v3.TypedExtensionConfig`. */
+export interface TypedExtensionConfig {
+  name: string;
+  typedConfig: TypedConfig;
+}
+
+/** `envoy.config.rbac.v3.Permission`: what a request or connection asks for. */
+export type Permission =
+  | { any: true }
+  | { andRules: { rules: Permission[] } }
+  | { orRules: { rules: Permission[] } }
+  | { notRule: Permission }
+  | { header: HeaderMatcher }
+  | { urlPath: { path: StringMatcher } }
+  | { uriTemplate: TypedExtensionConfig }
+  | { destinationIp: CidrRange }
+  | { destinationPort: number }
+  | { metadata: MetadataMatcher }
+  | { requestedServerName: StringMatcher };
+
+/** `envoy.config.rbac.v3.Principal`: who asks. */
+export type Principal =
+  | { any: true }
+  | { andIds: { ids: Principal[] } }
+  | { orIds: { ids: Principal[] } }
+  | { notId: Principal }
+  | { authenticated: { principalName: StringMatcher } }
+  | { directRemoteIp: CidrRange }
+  | { remoteIp: CidrRange }
+  | { header: HeaderMatcher }
+  | { metadata: MetadataMatcher };
+
+/** `envoy.config.rbac.v3.Policy`: matches when one permission and one principal match. */
+export interface RbacPolicy {
+  permissions: Permission[];
+  principals: Principal[];
+}
+
+/** `envoy.config.rbac.v3.RBAC`: `policies` by name; ALLOW with no policy denies everything. */
+export interface RbacRules {
+  action: 'ALLOW' | 'DENY' | 'LOG';
+  policies: Record<string, RbacPolicy>;
+}
+
+/** `envoy.extensions.filters.http.rbac.v3.RBAC`. */
+export interface HttpRbac {
+  rules?: RbacRules;
+  shadowRules?: RbacRules;
+  shadowRulesStatPrefix?: string;
+}
+
+/** `envoy.extensions.filters.network.rbac.v3.RBAC`. */
+export interface NetworkRbac extends HttpRbac {
+  statPrefix: string;
+}
+
+/** `envoy.type.matcher.v3.ListStringMatcher`. */
+export interface ListStringMatcher {
+  patterns: StringMatcher[];
+}
+
+/** `envoy.config.core.v3.GrpcService` through Envoy's own gRPC client. */
+export interface GrpcService {
+  envoyGrpc: { clusterName: string; authority?: string };
+  timeout: Duration;
+}
+
+/** `envoy.extensions.filters.http.ext_authz.v3.ExtAuthz` (the fields Skiff sets). */
+export interface HttpExtAuthz {
+  httpService?: {
+    serverUri: { uri: string; cluster: string; timeout: Duration };
+    pathPrefix?: string;
+    authorizationRequest?: { headersToAdd: Array<{ key: string; value: string }> };
+    authorizationResponse?: { allowedUpstreamHeaders?: ListStringMatcher; allowedClientHeaders?: ListStringMatcher; allowedClientHeadersOnSuccess?: ListStringMatcher };
+  };
+  grpcService?: GrpcService;
+  transportApiVersion: 'V3';
+  failureModeAllow?: boolean;
+  statusOnError?: { code: number };
+  allowedHeaders?: ListStringMatcher;
+  withRequestBody?: { maxRequestBytes: number; allowPartialMessage?: boolean; packAsBytes?: boolean };
+  filterEnabledMetadata: MetadataMatcher;
+}
+
+/** `envoy.extensions.filters.network.ext_authz.v3.ExtAuthz`. */
+export interface NetworkExtAuthz {
+  statPrefix: string;
+  grpcService: GrpcService;
+  transportApiVersion: 'V3';
+  failureModeAllow?: boolean;
+  filterEnabledMetadata: MetadataMatcher;
+}
+
+/** `envoy.extensions.filters.http.jwt_authn.v3.JwtRequirement`. */
+export type JwtRequirement =
+  | { providerName: string }
+  | { requiresAny: { requirements: JwtRequirement[] } }
+  | { requiresAll: { requirements: JwtRequirement[] } }
+  | { allowMissing: Record<string, never> };
+
+/** `envoy.extensions.filters.http.jwt_authn.v3.JwtProvider` (the fields Skiff sets). */
+export interface JwtProvider {
+  issuer: string;
+  audiences?: string[];
+  localJwks: { inlineString: string };
+  forward?: boolean;
+  fromHeaders?: Array<{ name: string; valuePrefix?: string }>;
+  fromParams?: string[];
+  fromCookies?: string[];
+  forwardPayloadHeader?: string;
+  payloadInMetadata: string;
+  normalizePayloadInMetadata?: { spaceDelimitedClaims: string[] };
+  claimToHeaders?: Array<{ headerName: string; claimName: string }>;
+}
+
+/** `envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication`. */
+export interface JwtAuthentication {
+  providers: Record<string, JwtProvider>;
+  rules: Array<{ match: { prefix: string }; requires: JwtRequirement }>;
+  bypassCorsPreflight?: boolean;
 }

@@ -6,7 +6,7 @@
 import type { ProxyIR } from '../../ir/types.js';
 import { TypeUrl } from '../../xds/protos/loader.js';
 import type { ResourcesByType, VersionedResource } from '../../xds/types.js';
-import { inboundCluster, outboundCluster } from './clusters.js';
+import { externalCluster, inboundCluster, outboundCluster } from './clusters.js';
 import { versioned } from './common.js';
 import { clusterLoadAssignment } from './endpoints.js';
 import { inboundListener, outboundListener } from './listeners.js';
@@ -61,6 +61,8 @@ export function translateEnvoy(ir: ProxyIR, modules: readonly EnvoyPolicyModule[
   for (const c of ir.clusters) {
     if (c.direction === 'inbound') {
       put(clusters, TypeUrl.Cluster, c.name, inboundCluster(c));
+    } else if (c.direction === 'external') {
+      put(clusters, TypeUrl.Cluster, c.name, externalCluster(c));
     } else {
       edsNames.add(c.name);
       put(clusters, TypeUrl.Cluster, c.name, outboundCluster(c, ir.proxy));
@@ -83,5 +85,9 @@ export function translateEnvoy(ir: ProxyIR, modules: readonly EnvoyPolicyModule[
   };
 }
 
-export { POLICY_MODULES, type EnvoyPolicyModule, type InboundChainDraft, type InboundListenerDraft } from './policies/index.js';
+export { POLICY_MODULES, emptySlots, slotFilters, type EnvoyPolicyModule, type FilterSlots, type InboundChainDraft, type InboundListenerDraft } from './policies/index.js';
+export { rbacPolicyOf, stringMatcher, headerMatcher, quoteMeta, localizePrincipals, matchNothing, JWT_PAYLOAD_KEY, type RuleContext, type RuleResult } from './policies/rbac-model.js';
+export { rbacPolicyName, BAD_CUSTOM_SUFFIX, DRY_RUN_STAT_PREFIX, TCP_RBAC_STAT_PREFIX } from './policies/authorization-policy.js';
+export { jwtAuthnFilter, SPACE_DELIMITED_CLAIMS } from './policies/request-authentication.js';
+export { EXT_AUTHZ_MATCH_PREFIX, EXT_AUTHZ_SHADOW_STAT_PREFIX } from './policies/ext-authz.js';
 export { SDS_CLUSTER, SECRET_CERTIFICATE, SECRET_ROOT_CA, INBOUND_ALPN, upstreamAlpn } from './tls.js';

@@ -5,7 +5,7 @@
 import type { InboundListenerIR, OutboundListenerIR, ProxyIR } from '../../ir/types.js';
 import { ExtensionType, FilterName, routerFilter, socketAddress } from './common.js';
 import type { FilterChain, HttpConnectionManager, Listener, NamedFilter, TcpProxy } from './envoy-types.js';
-import type { EnvoyPolicyModule, InboundChainDraft, InboundListenerDraft } from './policies/index.js';
+import { slotFilters, type EnvoyPolicyModule, type InboundChainDraft, type InboundListenerDraft } from './policies/index.js';
 import { inboundRouteConfiguration } from './routes.js';
 import { downstreamTransportSocket } from './tls.js';
 
@@ -19,7 +19,7 @@ function tcpProxyFilter(tcp: TcpProxy): NamedFilter {
 
 /**
  * Renders one inbound filter chain. HTTP: the HTTP connection manager (codec AUTO, the inline
- * route configuration, the chain's HTTP filters then the router); on mTLS chains the peer's
+ * route configuration, the chain's HTTP filters in slot order then the router); on mTLS chains the peer's
  * identity reaches the application as `x-forwarded-client-cert: ...;URI=spiffe://...`
  * (SANITIZE_SET with the URI), on plaintext chains a client-sent XFCC header is removed (SANITIZE).
  * TCP: the chain's network filters then tcp_proxy to the inbound cluster.
@@ -32,14 +32,14 @@ function renderInboundChain(l: InboundListenerIR, c: InboundChainDraft, ir: Prox
           statPrefix: `inbound_${l.address}_${l.port}`,
           codecType: 'AUTO',
           routeConfig: inboundRouteConfiguration(l),
-          httpFilters: [...c.httpFilters, routerFilter()],
+          httpFilters: [...slotFilters(c.httpFilters), routerFilter()],
           forwardClientCertDetails: c.tls ? 'SANITIZE_SET' : 'SANITIZE',
           ...(c.tls ? { setCurrentClientCertDetails: { uri: true } } : {}),
           normalizePath: { value: true },
         });
-  const chain: FilterChain = { name: `${l.name}_${c.name}`, filters: [...c.networkFilters, terminal] };
+  const chain: FilterChain = { name: `${l.name}_${c.name}`, filters: [...slotFilters(c.networkFilters), terminal] };
   if (c.matchTransport) chain.filterChainMatch = { transportProtocol: c.matchTransport };
-  if (c.tls) chain.transportSocket = downstreamTransportSocket(ir.proxy);
+  if (c.tls) chain.transportSocket = downstreamTransportSocket(ir.proxy, ir.trustDomainAliases);
   return chain;
 }
 

@@ -69,15 +69,16 @@ function commonTlsContext(alpn: string[], sanMatchers: CommonTlsContext['combine
 /**
  * The transport socket of an inbound mTLS filter chain: the workload SVID, client certificates
  * required and verified against the trust bundle, and any URI SAN in the proxy's trust domain
- * (`spiffe://<td>/` prefix) accepted. Which identities may call is authorization's job.
+ * (`spiffe://<td>/` prefix) or in one of its aliases accepted. Which identities may call is
+ * authorization's job.
  */
-export function downstreamTransportSocket(proxy: ProxyIdentity): TransportSocket {
+export function downstreamTransportSocket(proxy: ProxyIdentity, trustDomainAliases: readonly string[] = []): TransportSocket {
   return {
     name: FilterName.TlsTransportSocket,
     typedConfig: {
       '@type': ExtensionType.DownstreamTlsContext,
       commonTlsContext: commonTlsContext(INBOUND_ALPN, {
-        matchTypedSubjectAltNames: [{ sanType: 'URI', matcher: { prefix: `spiffe://${proxy.trustDomain}/` } }],
+        matchTypedSubjectAltNames: [proxy.trustDomain, ...trustDomainAliases].map((td) => ({ sanType: 'URI' as const, matcher: { prefix: `spiffe://${td}/` } })),
       }),
       requireClientCertificate: { value: true },
     },

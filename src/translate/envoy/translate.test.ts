@@ -103,7 +103,7 @@ void test('the built-in policy list is sorted by order with unique names', () =>
   const orders = POLICY_MODULES.map((m) => m.order);
   assert.deepEqual(orders, [...orders].sort((a, b) => a - b));
   assert.equal(new Set(POLICY_MODULES.map((m) => m.name)).size, POLICY_MODULES.length);
-  assert.equal(POLICY_MODULES[0]?.name, 'PeerAuthentication');
+  assert.deepEqual(POLICY_MODULES.map((m) => m.name), ['PeerAuthentication', 'RequestAuthentication', 'AuthorizationPolicy']);
 });
 
 void test('a misspelt field in a generated message is an error, never silently dropped', () => {
@@ -114,7 +114,7 @@ void test('a misspelt field in a generated message is an error, never silently d
       for (const c of draft.chains) {
         // The cast stands for a builder whose types are too loose to catch the typo at compile time.
         const typedConfig = { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router', suppressEnvoyHeadres: true } as { '@type': string };
-        c.httpFilters.push({ name: 'envoy.filters.http.router', typedConfig });
+        c.httpFilters.authz.push({ name: 'envoy.filters.http.router', typedConfig });
       }
     },
   };

@@ -6,10 +6,10 @@
  * context (`listener.mtls`).
  */
 import { ExtensionType, FilterName } from '../common.js';
-import type { EnvoyPolicyModule, InboundChainDraft } from './types.js';
+import { emptySlots, type EnvoyPolicyModule, type InboundChainDraft } from './types.js';
 
 function chain(name: string, tls: boolean, matchTransport?: 'tls' | 'raw_buffer'): InboundChainDraft {
-  const c: InboundChainDraft = { name, tls, networkFilters: [], httpFilters: [] };
+  const c: InboundChainDraft = { name, tls, networkFilters: emptySlots(), httpFilters: emptySlots() };
   if (matchTransport) c.matchTransport = matchTransport;
   return c;
 }

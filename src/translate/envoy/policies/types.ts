@@ -7,6 +7,33 @@ import type { InboundListenerIR, ProxyIR } from '../../../ir/types.js';
 import type { NamedFilter } from '../envoy-types.js';
 
 /**
+ * Where a filter goes in a chain, in Istio's inbound order: the CUSTOM authorization pair (RBAC in
+ * shadow mode, then ext_authz), then authentication (the JWT filter), then the enforcing
+ * authorization filters (AUDIT, DENY, ALLOW). The renderer concatenates the slots in this order.
+ */
+export interface FilterSlots {
+  /** CUSTOM action: the RBAC filter that marks matching requests, then the ext_authz filter. */
+  authzCustom: NamedFilter[];
+  /** Request authentication (`envoy.filters.http.jwt_authn`); HTTP only. */
+  authn: NamedFilter[];
+  /** AUDIT, DENY and ALLOW RBAC filters, in that order. */
+  authz: NamedFilter[];
+}
+
+/** The slot names in rendering order. */
+export const SLOT_ORDER: ReadonlyArray<keyof FilterSlots> = ['authzCustom', 'authn', 'authz'];
+
+/** Empty slots. */
+export function emptySlots(): FilterSlots {
+  return { authzCustom: [], authn: [], authz: [] };
+}
+
+/** The filters of `slots` in rendering order. */
+export function slotFilters(slots: FilterSlots): NamedFilter[] {
+  return SLOT_ORDER.flatMap((k) => slots[k]);
+}
+
+/**
  * One filter chain of an inbound listener, before rendering. The renderer appends the terminal
  * filter (HTTP connection manager with the router last, or tcp_proxy) and, for `tls`, the
  * downstream mTLS transport socket.
@@ -18,10 +45,10 @@ export interface InboundChainDraft {
   tls: boolean;
   /** `filterChainMatch.transportProtocol` when the listener has chains of both kinds. */
   matchTransport?: 'tls' | 'raw_buffer';
-  /** Network filters before the terminal filter (e.g. network RBAC on TCP ports). */
-  networkFilters: NamedFilter[];
-  /** HTTP filters before the router (HTTP ports only; e.g. HTTP RBAC). */
-  httpFilters: NamedFilter[];
+  /** Network filters before the terminal filter (TCP ports: network RBAC and ext_authz). */
+  networkFilters: FilterSlots;
+  /** HTTP filters before the router (HTTP ports: ext_authz, JWT, HTTP RBAC). */
+  httpFilters: FilterSlots;
 }
 
 /** An inbound listener being built: the policy modules fill `chains` and `listenerFilters`. */
