@@ -35,15 +35,19 @@ spec:
   workloadSelector: {labels: {app: b}}
 `;
 
-void test('the own WorkloadEntry is found by address when the node names none; a service account mismatch is reported', () => {
-  const proxy = parseProxyNode({ id: A_ID, metadata: { SERVICE_ACCOUNT: 'intruder' } }, 'cluster.local');
+void test('the own WorkloadEntry is found by address when the node names none', () => {
+  const proxy = parseProxyNode({ id: A_ID, metadata: { SERVICE_ACCOUNT: 'a' } }, 'cluster.local');
   const ir = buildProxyIR(mesh(BASE), proxy);
   assert.equal(ir.proxy.workloadName, 'a');
   assert.deepEqual(ir.proxy.labels, { app: 'a' });
+});
+
+void test("a proxy of another service account is not served as the WorkloadEntry it claims: no inbound listener", () => {
+  const proxy = parseProxyNode({ id: A_ID, metadata: { SERVICE_ACCOUNT: 'intruder', WORKLOAD_NAME: 'a' } }, 'cluster.local');
+  const ir = buildProxyIR(mesh(BASE), proxy);
+  assert.equal(ir.inbound.length, 0);
   assert.ok(
-    ir.warnings.includes(
-      'WorkloadEntry/demo/a has serviceAccount a but the proxy\'s identity is spiffe://cluster.local/ns/demo/sa/intruder: peers expect spiffe://cluster.local/ns/demo/sa/a',
-    ),
+    ir.warnings.includes("WorkloadEntry/demo/a has serviceAccount a but the proxy's identity is spiffe://cluster.local/ns/demo/sa/intruder: not serving it as that workload"),
     ir.warnings.join('\n'),
   );
 });

@@ -372,7 +372,8 @@ function describe(c: ClusterIR | undefined): string {
 
 /**
  * Finds the proxy's own WorkloadEntry: by WORKLOAD_NAME in its namespace, else by its IP among the
- * WorkloadEntries of its namespace. Mismatches with the proxy's claims are reported.
+ * WorkloadEntries of its namespace. Mismatches with the proxy's claims are reported; a WorkloadEntry
+ * whose serviceAccount is not the proxy's (certificate-proven) identity is not used.
  */
 function findOwnWorkload(snapshot: MeshSnapshot, proxy: ProxyIdentity, warn: (msg: string) => void): WorkloadEntry | undefined {
   let we: WorkloadEntry | undefined;
@@ -396,7 +397,10 @@ function findOwnWorkload(snapshot: MeshSnapshot, proxy: ProxyIdentity, warn: (ms
   }
   const sa = we.spec.serviceAccount || 'default';
   if (sa !== proxy.serviceAccount) {
-    warn(`${resourceKey(we)} has serviceAccount ${sa} but the proxy's identity is ${proxy.spiffeId}: peers expect spiffe://${proxy.trustDomain}/ns/${we.metadata.namespace}/sa/${sa}`);
+    // The certificate proves the identity, not the WorkloadEntry name a proxy claims: a proxy of
+    // another service account never gets that workload's inbound config.
+    warn(`${resourceKey(we)} has serviceAccount ${sa} but the proxy's identity is ${proxy.spiffeId}: not serving it as that workload`);
+    return undefined;
   }
   return we;
 }
