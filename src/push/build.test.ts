@@ -148,3 +148,18 @@ void test('the IR is plain, deterministic data', () => {
   assert.deepEqual(JSON.parse(JSON.stringify(one)), one);
   assert.deepEqual(buildProxyIR(snapshot, proxy), one);
 });
+
+void test('a WorkloadEntry whose Healthy condition is False leaves the load assignment; True or unset stays', () => {
+  const snap = mesh(BASE);
+  const b = snap.workloadEntries.find((w) => w.metadata.name === 'b');
+  assert.ok(b);
+  const unhealthy = { ...b, status: { conditions: [{ type: 'Healthy', status: 'False' as const, reason: 'ProbeFailed' }] } };
+  const withUnhealthy = buildSnapshot(snap.version + 1, [...snap.resources.filter((r) => r !== b), unhealthy]);
+  const proxy = parseProxyNode({ id: A_ID, metadata: { SERVICE_ACCOUNT: 'a', WORKLOAD_NAME: 'a' } }, 'cluster.local');
+  const la = buildProxyIR(withUnhealthy, proxy).loadAssignments.find((l) => l.clusterName === 'outbound|9080||b.demo.svc.cluster.local');
+  assert.deepEqual(la?.endpoints, []);
+  const healthy = { ...b, status: { conditions: [{ type: 'Healthy', status: 'True' as const }] } };
+  const withHealthy = buildSnapshot(snap.version + 2, [...snap.resources.filter((r) => r !== b), healthy]);
+  const la2 = buildProxyIR(withHealthy, proxy).loadAssignments.find((l) => l.clusterName === 'outbound|9080||b.demo.svc.cluster.local');
+  assert.equal(la2?.endpoints.length, 1);
+});

@@ -3,7 +3,7 @@
  * ServiceEntry as its own service), filtered by `exportTo`, with their endpoints.
  */
 import { isIP } from 'node:net';
-import { resourceKey, type ServiceEntry, type ServicePort } from '../resources/types.js';
+import { isHealthy, resourceKey, type ServiceEntry, type ServicePort } from '../resources/types.js';
 import type { EndpointIR, LocalityIR } from '../ir/types.js';
 import { endpointPort, endpointsOfService } from '../registry/endpoints.js';
 import type { MeshSnapshot } from '../registry/types.js';
@@ -64,13 +64,15 @@ function exportedTo(se: ServiceEntry, ns: string): boolean {
  * WorkloadEntries, then the ServiceEntry's inline `endpoints`), each with its address, workload
  * port (`ports[<port name>]` ?? `targetPort` ?? `number`), weight, locality and SPIFFE ID
  * (`spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount ?? default>`). Endpoints whose address
- * is not an IP are skipped and reported through `warn` (only STATIC resolution is supported).
+ * is not an IP are skipped and reported through `warn` (only STATIC resolution is supported);
+ * WorkloadEntries whose `Healthy` condition is False are left out (they leave EDS).
  */
 export function serviceEndpoints(snapshot: MeshSnapshot, svc: MeshService, port: ServicePort, trustDomain: string, warn: (msg: string) => void): EndpointIR[] {
   const out: EndpointIR[] = [];
   let inline = 0;
   for (const e of endpointsOfService(snapshot, svc.entry)) {
     const source = e.workloadEntry ? resourceKey(e.workloadEntry) : `${resourceKey(svc.entry)}#endpoints[${inline++}]`;
+    if (e.workloadEntry && !isHealthy(e.workloadEntry)) continue; // an unhealthy workload leaves EDS
     if (isIP(e.address) === 0) {
       warn(`${source} has no IP address (${JSON.stringify(e.address)}): not an endpoint of ${svc.host} (only STATIC resolution is supported)`);
       continue;

@@ -28,12 +28,32 @@ export interface ResourceOrigin {
   line?: number;
 }
 
+/**
+ * A status condition, as Kubernetes and Istio write them (`status.conditions[]`). Istio reports
+ * WorkloadEntry health as the condition `type: Healthy` (`status: "True"` / `"False"`).
+ */
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  /** RFC 3339. */
+  lastTransitionTime?: string;
+}
+
+/** Resource status. Sources set it (health from probes or Consul); files do not. */
+export interface ResourceStatus {
+  conditions?: Condition[];
+}
+
 /** A parsed resource of kind `K` with spec `S`. */
 export interface Resource<K extends string, S> {
   apiVersion: string;
   kind: K;
   metadata: ObjectMeta;
   spec: S;
+  /** Health and other conditions reported by sources (never parsed from files). */
+  status?: ResourceStatus;
   /** Not part of the wire shape: filled in by the source. */
   origin?: ResourceOrigin;
 }
@@ -255,4 +275,15 @@ export interface ResourceIssue {
   /** JSON path of the offending node (`spec.ports[0].number`); empty for the whole document or file. */
   path: string;
   message: string;
+}
+
+/** The Istio health condition type on a WorkloadEntry. */
+export const HEALTHY_CONDITION = 'Healthy';
+
+/**
+ * False only when the resource carries `status.conditions[type=Healthy].status == "False"`:
+ * a workload without health reporting counts as healthy, as in Istio.
+ */
+export function isHealthy(r: { status?: ResourceStatus }): boolean {
+  return r.status?.conditions?.find((c) => c.type === HEALTHY_CONDITION)?.status !== 'False';
 }
