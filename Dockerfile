@@ -1,5 +1,14 @@
-# Skiff control plane image (first draft; issue 7 proves these steps without a Docker engine).
-# Multi-stage: build with dev dependencies, run with production dependencies only, as non-root.
+# Skiff control plane image.
+#   docker build -t skiff .
+#   docker run -p 15012:15012 -p 15014:15014 -p 8080:8080 -v skiff-data:/var/lib/skiff \
+#     -v "$PWD/mesh:/etc/skiff/mesh:ro" -e SKIFF_DNS_NAMES=cp.mesh.internal skiff
+# Configuration: mesh YAML in /etc/skiff/mesh (file), SKIFF_* variables mapped to `skiff serve`
+# flags (packaging/docker-entrypoint.sh lists them), extra flags as arguments.
+# test/e2e/packaging.test.ts runs these same steps in a temporary directory (there is no Docker
+# engine in CI) and starts the result; keep RUN commands inside WORKDIR (relative paths), except
+# the one user-and-directories line of the runtime stage.
+
+# Build stage: all dependencies, compile to dist/, then drop the dev dependencies.
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -8,20 +17,23 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY src ./src
 COPY agents ./agents
-RUN npm run build
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
+# Runtime stage: production dependencies only, non-root.
 FROM node:20-bookworm-slim
+RUN groupadd --system --gid 10001 skiff && useradd --system --uid 10001 --gid skiff --home-dir /var/lib/skiff --shell /usr/sbin/nologin skiff && install -d -o skiff -g skiff -m 0700 /var/lib/skiff && install -d -m 0755 /etc/skiff/mesh
 WORKDIR /opt/skiff
 ENV NODE_ENV=production
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /src/package.json ./package.json
+COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY examples ./examples
-RUN useradd --system --uid 10001 --home /var/lib/skiff skiff && mkdir -p /var/lib/skiff /etc/skiff/mesh && chown skiff /var/lib/skiff
+COPY examples/basic /etc/skiff/mesh
+COPY packaging/docker-entrypoint.sh /usr/local/bin/skiff-entrypoint
 USER skiff
 VOLUME ["/var/lib/skiff"]
-# 15012 xDS + CA (TLS), 15014 monitoring, 8080 HTTP API (later issue)
+# 15012 xDS + CA (gRPC over TLS), 15014 monitoring (/metrics, /healthz, /readyz), 8080 HTTP API.
 EXPOSE 15012 15014 8080
-HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["node", "-e", "fetch('http://127.0.0.1:15014/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["node", "dist/src/cli/main.js"]
-CMD ["serve", "--data-dir", "/var/lib/skiff", "--config-dir", "/etc/skiff/mesh"]
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["skiff-entrypoint", "healthcheck"]
+ENTRYPOINT ["skiff-entrypoint"]
+CMD ["serve"]

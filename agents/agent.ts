@@ -2,16 +2,29 @@
  * The node agent (`skiff agent`, DESIGN.md §8) composed from small start/stop components, started
  * in order and stopped in reverse:
  *
- *   SVID manager → SDS server (fed by SVID rotations) → Envoy bootstrap file → Envoy supervisor
+ *   SVID manager → SDS server (fed by SVID rotations) → readiness endpoint (agents/readiness.ts)
+ *   → registration → Envoy bootstrap file → Envoy supervisor
+ *
+ * Registration (issue 4 §3) runs when the agent has a `workloadGroup` (the control plane creates
+ * the VM's WorkloadEntry and names it before the bootstrap is written, so Envoy's WORKLOAD_NAME
+ * is that entry) or a `probe` (health reports for a static WorkloadEntry). The probe (the
+ * group's, else the configured one) runs against the app and its verdicts go to the control
+ * plane. `stop()` deregisters first (the workload leaves EDS at once), then drains Envoy.
  *
  * Signal handling (SIGTERM → `stop()`) belongs to the CLI.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../src/observability/logger.js';
 import { buildSidecarBootstrap, writeEnvoyBootstrap } from './bootstrap.js';
-import { controlPlaneSpiffeId, workloadSpiffeId, type AgentConfig } from './config.js';
+import { controlPlaneCredentials } from './ca-client.js';
+import { controlPlaneSpiffeId, splitHostPort, workloadGroupRef, workloadSpiffeId, type AgentConfig } from './config.js';
 import { ensurePrivateDir } from './files.js';
+import { HealthChecker, type HealthVerdict } from './health.js';
+import type { ProbeMessage } from './probe.js';
+import { RegistrationClient, RegistrationRefusedError, type RegistrationClientOptions } from './registration.js';
 import { startSdsServer, type SdsServer } from './sds.js';
+import { startEnvoyReadiness, type ReadinessServer } from './readiness.js';
 import { EnvoySupervisor, type EnvoySupervisorOptions } from './supervisor.js';
 import { SvidManager, type Svid } from './svid.js';
 
@@ -34,6 +47,10 @@ export interface Agent {
   envoyPid(): number | undefined;
   /** Resolves when Envoy reports LIVE on its admin `/ready` (default timeout 60 s). */
   ready(timeoutMs?: number): Promise<void>;
+  /** The WorkloadEntry name Envoy reports (named by the control plane for a WorkloadGroup). */
+  readonly workloadName: string;
+  /** The probe's current verdict; undefined without a probe or before its first verdict. */
+  health(): HealthVerdict | undefined;
 }
 
 /** Options of {@link startAgent}. */
@@ -46,6 +63,8 @@ export interface StartAgentOptions {
   signal?: AbortSignal;
   /** Envoy restart and stop timings (tests shorten them). */
   supervisor?: Partial<Pick<EnvoySupervisorOptions, 'restartInitialMs' | 'restartMaxMs' | 'stableAfterMs' | 'killTimeoutMs'>>;
+  /** Registration reconnect timings (tests shorten them). */
+  registration?: Partial<Pick<RegistrationClientOptions, 'retryInitialMs' | 'retryMaxMs'>>;
 }
 
 /** A part of the agent with a start and a stop (Kuma's component style). */
@@ -78,7 +97,26 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
     logger: opts.logger,
   });
   let sds: SdsServer | undefined;
+  let readiness: ReadinessServer | undefined;
   let unsubscribe: (() => void) | undefined;
+  const group = workloadGroupRef(config);
+  let workloadName = config.workloadName ?? '';
+  let labels = config.labels;
+  let registration: RegistrationClient | undefined;
+  let checker: HealthChecker | undefined;
+  let checkedProbe = '';
+  // (Re)starts the probe when the one to run changed; verdicts go to the control plane.
+  const runProbe = (probe: ProbeMessage | undefined): void => {
+    const key = JSON.stringify(probe ?? null);
+    if (key === checkedProbe) return;
+    checkedProbe = key;
+    checker?.stop();
+    checker = undefined;
+    if (!probe) return;
+    const client = registration;
+    checker = new HealthChecker({ probe, logger: log, onChange: (v) => client?.report({ healthy: v.healthy, message: v.message }) });
+    checker.start();
+  };
   const envoy = new EnvoySupervisor({
     envoyPath: config.envoyPath,
     bootstrapPath,
@@ -111,6 +149,60 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
       },
     },
     {
+      // GET /healthz/ready on readinessAddress (default workloadIp):readinessPort (agents/readiness.ts).
+      name: 'readiness',
+      start: async () => {
+        if (config.readinessPort === 0 || !sds) return;
+        readiness = await startEnvoyReadiness({ host: config.readinessAddress ?? config.workloadIp, port: config.readinessPort, adminUrl: envoy.adminUrl, spiffeId, sds, logger: opts.logger });
+      },
+      stop: async () => readiness?.stop(),
+    },
+    {
+      name: 'registration',
+      start: async () => {
+        if (group === undefined && config.probe === undefined) return;
+        const controlPlaneHost = splitHostPort(config.controlPlane)?.host;
+        registration = new RegistrationClient({
+          address: config.controlPlane,
+          credentials: () => {
+            const svid = svids.current();
+            return controlPlaneCredentials({
+              rootsPem: fs.readFileSync(config.rootCertPath, 'utf8'),
+              controlPlaneSpiffeId: cpId,
+              client: { keyPem: svid.keyPem, certChainPem: svid.certChainPem },
+              ...(controlPlaneHost ? { host: controlPlaneHost } : {}),
+            });
+          },
+          register:
+            group !== undefined
+              ? { workloadGroup: group, address: config.workloadIp, labels: config.labels }
+              : { workloadEntry: `${config.namespace}/${config.workloadName ?? ''}`, address: config.workloadIp },
+          logger: opts.logger,
+          ...opts.registration,
+        });
+        registration.onStatus((s) => runProbe(s.probe ?? config.probe));
+        if (group === undefined) {
+          // A static entry needs nothing from the control plane to start: probe at once, and
+          // report once the stream is up (verdicts wait in the client until then).
+          runProbe(config.probe);
+          registration.start().catch((err: unknown) => {
+            if (err instanceof RegistrationRefusedError) log.error({ err: err.message }, 'health reporting refused by the control plane');
+          });
+          return;
+        }
+        // The control plane names the auto-registered entry (Envoy's WORKLOAD_NAME) and sends
+        // the group's probe: wait for it before writing the bootstrap.
+        const status = await registration.start(opts.signal);
+        workloadName = status.workloadName;
+        labels = status.labels ?? config.labels;
+        runProbe(status.probe ?? config.probe);
+      },
+      stop: async () => {
+        checker?.stop();
+        registration?.stop();
+      },
+    },
+    {
       name: 'bootstrap',
       start: async () => {
         await ensurePrivateDir(config.stateDir);
@@ -119,14 +211,15 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
           buildSidecarBootstrap({
             namespace: config.namespace,
             serviceAccount: config.serviceAccount,
-            workloadName: config.workloadName,
+            workloadName,
             workloadIp: config.workloadIp,
-            labels: config.labels,
+            labels,
             clusterId: config.clusterId,
             controlPlane: config.controlPlane,
             controlPlaneSpiffeId: cpId,
             sdsSocketPath: path.resolve(config.socketDir, 'sds.sock'),
             adminPort: config.envoyAdminPort,
+            xdsMode: config.xdsMode,
           }),
         );
       },
@@ -166,7 +259,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
-  log.info({ spiffeId, serial: svids.current().serial, envoyAdmin: envoy.adminUrl, bootstrapPath }, 'agent started');
+  log.info({ spiffeId, serial: svids.current().serial, envoyAdmin: envoy.adminUrl, bootstrapPath, workloadName }, 'agent started');
 
   let stopping: Promise<void> | undefined;
   return {
@@ -176,8 +269,16 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
     svid: () => svids.current(),
     envoyPid: () => envoy.pid(),
     ready: (timeoutMs?: number) => envoy.ready(timeoutMs),
+    workloadName,
+    health: () => checker?.verdict(),
     stop: () => {
-      stopping ??= stopAll().then(() => log.info('agent stopped'));
+      // Deregister first: the workload leaves EDS while Envoy still drains its connections.
+      stopping ??= (async () => {
+        readiness?.markDraining();
+        checker?.stop();
+        await registration?.leave('agent stopping');
+        await stopAll();
+      })().then(() => log.info('agent stopped'));
       return stopping;
     },
   };

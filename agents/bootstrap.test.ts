@@ -96,6 +96,18 @@ void describe('sidecar Envoy bootstrap', () => {
     }
   });
 
+  void it('uses state-of-the-world ADS by default and delta ADS (DELTA_GRPC) with xdsMode delta, which Envoy accepts', async () => {
+    const apiType = (p: SidecarBootstrapParams) =>
+      (JSON.parse(envoyBootstrapJson(buildSidecarBootstrap(p))) as { dynamicResources: { adsConfig: { apiType: string } } }).dynamicResources.adsConfig.apiType;
+    assert.equal(apiType(params), 'GRPC');
+    assert.equal(apiType({ ...params, xdsMode: 'sotw' }), 'GRPC');
+    assert.equal(apiType({ ...params, xdsMode: 'delta' }), 'DELTA_GRPC');
+    const file = path.join(dir, 'delta.json');
+    await writeEnvoyBootstrap(file, buildSidecarBootstrap({ ...params, xdsMode: 'delta' }));
+    const res = await envoyValidate(file);
+    assert.equal(res.code, 0, res.output);
+  });
+
   void it('Envoy --mode validate does reject a broken bootstrap (so the check above means something)', async () => {
     const file = path.join(dir, 'broken.json');
     const broken = buildSidecarBootstrap(params);

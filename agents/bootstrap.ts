@@ -9,7 +9,8 @@
  * - static cluster `sds-grpc`: the agent's SDS server on its Unix socket, HTTP/2;
  * - static cluster `xds-grpc`: the control plane over mTLS, with the SDS secrets `default` and
  *   `ROOTCA` and the control plane's SPIFFE ID as the only accepted URI SAN;
- * - ADS (state of the world) over `xds-grpc` for CDS and LDS.
+ * - ADS over `xds-grpc` for CDS and LDS: state of the world (`api_type: GRPC`) or, with
+ *   `xdsMode: 'delta'`, incremental (`api_type: DELTA_GRPC`).
  *
  * Objects are built in protobufjs object form (camelCase, `Any` as `{'@type', ...}`, Durations as
  * `{seconds, nanos}`), checked with `encodeStrict` (so a misspelt field fails), then written as the
@@ -54,6 +55,8 @@ export interface SidecarBootstrapParams {
   adminPort: number;
   /** Reported as node metadata SKIFF_VERSION (default: this package's version). */
   skiffVersion?: string;
+  /** ADS flavour: `sotw` (default, `GRPC`) or `delta` (`DELTA_GRPC`). */
+  xdsMode?: 'sotw' | 'delta';
 }
 
 /** Istio's sidecar node id: `sidecar~<ip>~<workloadName>.<namespace>~<namespace>.svc.cluster.local`. */
@@ -153,7 +156,7 @@ export function buildSidecarBootstrap(p: SidecarBootstrapParams): EnvoyConfigObj
     staticResources: { clusters: [sdsCluster(p.sdsSocketPath), xdsCluster(p.controlPlane, p.controlPlaneSpiffeId)] },
     dynamicResources: {
       adsConfig: {
-        apiType: 'GRPC',
+        apiType: p.xdsMode === 'delta' ? 'DELTA_GRPC' : 'GRPC',
         transportApiVersion: 'V3',
         grpcServices: [{ envoyGrpc: { clusterName: XDS_CLUSTER } }],
         setNodeOnFirstMessageOnly: true,

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { AgentConfigError, envVarFor, flagFor, loadAgentConfig, workloadSpiffeId } from './config.js';
+import { AgentConfigError, envVarFor, flagFor, loadAgentConfig, workloadGroupRef, workloadSpiffeId } from './config.js';
 import { shortTempDir } from './testing.js';
 
 const required = {
@@ -89,6 +89,31 @@ void describe('agent config', () => {
     const list = path.join(dir, 'list.yaml');
     await fs.writeFile(list, '- a\n- b\n');
     assert.throws(() => loadAgentConfig({ file: list, env: {}, overrides: required }), /expected a mapping/);
+  });
+
+  void it('a WorkloadGroup names the workload instead of workloadName, in the agent namespace', () => {
+    const { workloadName: _name, ...rest } = required;
+    const c = loadAgentConfig({ env: {}, overrides: { ...rest, workloadGroup: 'web' } });
+    assert.equal(c.workloadName, undefined);
+    assert.equal(workloadGroupRef(c), 'shop/web');
+    assert.equal(workloadGroupRef(loadAgentConfig({ env: { SKIFF_WORKLOAD_GROUP: 'shop/web' }, overrides: rest })), 'shop/web');
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: { ...required, workloadGroup: 'shop/web' } }), /workloadName: not allowed with workloadGroup: the control plane names the auto-registered WorkloadEntry \(from flag --workload-name\)/);
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: { ...rest, workloadGroup: 'other/web' } }), /workloadGroup: the WorkloadGroup must be in the agent's namespace shop, got other/);
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: { ...rest, workloadGroup: 'Shop/Web!' } }), /workloadGroup: expected <namespace>\/<name> of a WorkloadGroup/);
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: rest }), /workloadName: required, or register into a WorkloadGroup with workloadGroup/);
+  });
+
+  void it('reads a probe block from the file and refuses a bad one with its source', async () => {
+    const file = path.join(dir, 'probe.yaml');
+    await fs.writeFile(file, 'probe:\n  periodSeconds: 5\n  httpGet:\n    port: 8080\n    path: /healthz\n');
+    assert.deepEqual(loadAgentConfig({ file, env: {}, overrides: required }).probe, { periodSeconds: 5, httpGet: { port: 8080, path: '/healthz' } });
+    assert.throws(() => loadAgentConfig({ env: { SKIFF_PROBE: '{"httpGet":{"port":0}}' }, overrides: required }), /probe\.httpGet\.port: expected a port 1-65535 \(from env SKIFF_PROBE\)/);
+  });
+
+  void it('xdsMode is sotw or delta (flag --xds); anything else is refused naming the choices', () => {
+    assert.equal(loadAgentConfig({ env: {}, overrides: { ...required, xdsMode: 'delta' } }).xdsMode, 'delta');
+    assert.equal(loadAgentConfig({ env: { SKIFF_XDS_MODE: 'delta' }, overrides: required }).xdsMode, 'delta');
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: { ...required, xdsMode: 'incremental' }, flagNames: { xdsMode: '--xds' } }), /--xds.*expected "sotw" or "delta"|expected "sotw" or "delta".*--xds/s);
   });
 
   void it('accepts IPv6 control plane addresses in brackets', () => {

@@ -15,6 +15,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { controlPlaneSpiffeId as identityControlPlaneSpiffeId, spiffeId } from '../src/identity/spiffe.js';
 import { findEnvoy } from './envoy-path.js';
+import { probeConfigSchema } from './probe.js';
 
 /** The file read when no file is named and it exists. */
 export const DEFAULT_AGENT_CONFIG_FILE = '/etc/skiff/agent.yaml';
@@ -82,7 +83,18 @@ export const agentConfigSchema = z.strictObject({
   tokenPath: str('a file path').optional(),
   namespace: str('a namespace').regex(DNS_LABEL, 'expected a DNS-1123 label (lowercase letters, digits, "-", at most 63)'),
   serviceAccount: str('a service account name').regex(DNS_SUBDOMAIN, 'expected a DNS-1123 subdomain (lowercase letters, digits, "-", ".")'),
-  workloadName: str('a workload name').regex(DNS_SUBDOMAIN, 'expected a DNS-1123 subdomain (lowercase letters, digits, "-", ".")'),
+  /** The WorkloadEntry this VM is; not set with `workloadGroup` (the control plane names the entry). */
+  workloadName: str('a workload name').regex(DNS_SUBDOMAIN, 'expected a DNS-1123 subdomain (lowercase letters, digits, "-", ".")').optional(),
+  /**
+   * `<namespace>/<name>` (or `<name>` in `namespace`) of a WorkloadGroup to register this VM
+   * into: the control plane creates its WorkloadEntry and sends the group's probe.
+   */
+  workloadGroup: str('<namespace>/<name>').regex(/^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\/)?[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'expected <namespace>/<name> of a WorkloadGroup').optional(),
+  /**
+   * A probe of the app (Istio's ReadinessProbe shape) whose verdict the agent reports for its
+   * WorkloadEntry; with `workloadGroup`, used only when the group has no probe.
+   */
+  probe: probeConfigSchema.optional(),
   /** The workload's own address, used in the Envoy node id and as INSTANCE_IPS. */
   workloadIp: str('an IP address').refine((s) => net.isIP(s) !== 0, 'expected an IPv4 or IPv6 address'),
   trustDomain: str('a trust domain').regex(TRUST_DOMAIN, 'expected a SPIFFE trust domain (lowercase letters, digits, ".", "-", "_")').default('cluster.local'),
@@ -103,15 +115,38 @@ export const agentConfigSchema = z.strictObject({
   /** Envoy's `--drain-time-s`; on stop the agent drains listeners this long before SIGTERM. */
   envoyDrainSeconds: z.preprocess(intFromString, z.number({ error: 'expected an integer number of seconds' }).int().min(0).max(600)).default(5),
   envoyLogLevel: z.enum(['trace', 'debug', 'info', 'warning', 'warn', 'error', 'critical', 'off'], { error: 'expected an Envoy log level (trace, debug, info, warning, error, critical, off)' }).default('warn'),
+  /** Port of the readiness endpoint `GET /healthz/ready` (agents/readiness.ts, DESIGN.md §5); 0 turns it off. */
+  readinessPort: z.preprocess(intFromString, z.number({ error: 'expected an integer port 0-65535 (0 turns it off)' }).int('expected an integer port 0-65535 (0 turns it off)').min(0, 'expected an integer port 0-65535 (0 turns it off)').max(65535, 'expected an integer port 0-65535 (0 turns it off)')).default(15021),
+  /** Address the readiness endpoint binds (default: workloadIp; 127.0.0.1 keeps it local, 0.0.0.0 opens every interface). */
+  readinessAddress: str('an IP address').refine((s) => net.isIP(s) !== 0, 'expected an IPv4 or IPv6 address').optional(),
   /** Requested SVID lifetime in seconds; the CA may cap it (DESIGN.md §4: default 24 h, max 90 d). */
   certTtlSeconds: z.preprocess(intFromString, z.number({ error: 'expected an integer number of seconds' }).int('expected an integer number of seconds').min(1, 'expected at least 1 second').max(90 * 24 * 3600, 'expected at most 90 days (7776000 s)')).optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], { error: 'expected a log level (trace, debug, info, warn, error, fatal, silent)' }).default('info'),
-  /** xDS flavour Envoy uses for ADS; only state of the world in this version. */
-  xdsMode: z.literal('sotw', { error: 'expected "sotw"' }).default('sotw'),
+  /** xDS flavour Envoy uses for ADS: `sotw` (state of the world, `GRPC`) or `delta` (incremental, `DELTA_GRPC`). */
+  xdsMode: z.enum(['sotw', 'delta'], { error: 'expected "sotw" or "delta"' }).default('sotw'),
 });
 
 /** The validated agent configuration. */
 export type AgentConfig = z.output<typeof agentConfigSchema> & { envoyPath: string };
+
+/** `workloadName` and `workloadGroup` go together only one way: exactly one of them names the workload. */
+function workloadProblems(config: z.output<typeof agentConfigSchema>): { field: string; message: string }[] {
+  if (config.workloadGroup !== undefined) {
+    const slash = config.workloadGroup.indexOf('/');
+    const ns = slash < 0 ? config.namespace : config.workloadGroup.slice(0, slash);
+    const problems: { field: string; message: string }[] = [];
+    if (ns !== config.namespace) problems.push({ field: 'workloadGroup', message: `the WorkloadGroup must be in the agent's namespace ${config.namespace}, got ${ns}` });
+    if (config.workloadName !== undefined) problems.push({ field: 'workloadName', message: 'not allowed with workloadGroup: the control plane names the auto-registered WorkloadEntry' });
+    return problems;
+  }
+  return config.workloadName === undefined ? [{ field: 'workloadName', message: 'required, or register into a WorkloadGroup with workloadGroup' }] : [];
+}
+
+/** `<namespace>/<name>` of the configured WorkloadGroup (a bare name is in the agent's namespace). */
+export function workloadGroupRef(config: Pick<AgentConfig, 'namespace' | 'workloadGroup'>): string | undefined {
+  if (config.workloadGroup === undefined) return undefined;
+  return config.workloadGroup.includes('/') ? config.workloadGroup : `${config.namespace}/${config.workloadGroup}`;
+}
 
 /** Raw input accepted from a file, env or flags, before validation. */
 export type AgentConfigInput = Partial<Record<keyof z.input<typeof agentConfigSchema>, unknown>>;
@@ -185,6 +220,14 @@ export function loadAgentConfig(opts: LoadAgentConfigOptions = {}): AgentConfig 
       const from = origin[top] ? ` (from ${origin[top]})` : ` (set it in the config file, ${envVarFor(top)} or ${flag(top)})`;
       return `${field}: ${issue.message}${from}`;
     });
+    if (merged['workloadName'] === undefined && merged['workloadGroup'] === undefined) {
+      lines.push(`workloadName: required, or register into a WorkloadGroup with workloadGroup (set it in the config file, ${envVarFor('workloadName')} or ${flag('workloadName')})`);
+    }
+    throw new AgentConfigError(`invalid agent config: ${lines.join('; ')}`);
+  }
+  const problems = workloadProblems(result.data);
+  if (problems.length > 0) {
+    const lines = problems.map((p) => `${p.field}: ${p.message}${origin[p.field] ? ` (from ${origin[p.field]})` : ` (set it in the config file, ${envVarFor(p.field)} or ${flag(p.field)})`}`);
     throw new AgentConfigError(`invalid agent config: ${lines.join('; ')}`);
   }
   return { ...result.data, envoyPath: findEnvoy(result.data.envoyPath) };

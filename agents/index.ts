@@ -15,4 +15,6 @@ export {
   type LoadAgentConfigOptions,
 } from './config.js';
 export { SvidError, type Svid } from './svid.js';
+export { RegistrationRefusedError } from './registration.js';
+export type { HealthVerdict } from './health.js';
 export { findEnvoy } from './envoy-path.js';

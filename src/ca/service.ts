@@ -11,6 +11,11 @@
  *    certificate, checked against the trust bundle: a renewal for that identity. So an expired
  *    bootstrap token never strands an agent that still holds a valid SVID.
  *
+ * Revocation (issue 4): with a {@link CertificateLineage} every issued certificate's serial is
+ * recorded with the bootstrap token it came from (a renewal inherits the token of the certificate
+ * it renews). A renewal whose client certificate descends from a revoked token is refused
+ * (UNAUTHENTICATED), so revoking a token cuts off every certificate it led to.
+ *
  * gRPC status codes: UNAUTHENTICATED when no credential is valid (the message says why, e.g.
  * "bootstrap token refused: token expired"); PERMISSION_DENIED when the CSR asks for another
  * identity (logged with both identities) or the identity is outside this trust domain;
@@ -18,6 +23,7 @@
  * Outcomes are counted in `metrics.csrSigned` (`ok`, `denied`, `invalid`, `unauthenticated`,
  * `error`).
  */
+import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../observability/logger.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
@@ -47,6 +53,16 @@ export interface IstioCertificateResponse {
   certChain: string[];
 }
 
+/**
+ * Which bootstrap token each issued certificate descends from (the store's `certificates`
+ * implements it). Serials are uppercase hex as `X509Certificate.serialNumber` prints them.
+ */
+export interface CertificateLineage {
+  record(cert: { serial: string; spiffeId: string; jti?: string; notAfter: Date }): Promise<void>;
+  /** The token a certificate descends from; undefined if none or not recorded. */
+  tokenOf(serial: string): Promise<string | undefined>;
+}
+
 /** Dependencies of {@link createCaService}. */
 export interface CaServiceOptions {
   ca: CertificateAuthority;
@@ -55,6 +71,8 @@ export interface CaServiceOptions {
   trustBundlePem: string;
   logger: Logger;
   metrics: Pick<ControlPlaneMetrics, 'csrSigned'>;
+  /** Records issued certificates and refuses renewals from revoked tokens; optional. */
+  certificates?: CertificateLineage;
 }
 
 /** A grpc-js service: pass both to `server.addService(definition, implementation)`. */
@@ -114,7 +132,7 @@ interface Caller {
  * and metrics.
  */
 export function createCaService(opts: CaServiceOptions): CaService {
-  const { ca, tokens, trustBundlePem, logger, metrics } = opts;
+  const { ca, tokens, trustBundlePem, logger, metrics, certificates } = opts;
   const intermediatesPem = ca.intermediatesPemBundle();
 
   async function authenticate(call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>): Promise<Caller> {
@@ -157,6 +175,16 @@ export function createCaService(opts: CaServiceOptions): CaService {
     if (parseSpiffeId(caller.spiffeId).trustDomain !== ca.trustDomain) {
       throw new Refusal(grpc.status.PERMISSION_DENIED, 'denied', `${caller.spiffeId} is not in trust domain ${ca.trustDomain}`);
     }
+    // The bootstrap token this certificate will descend from: the one presented, or the lineage
+    // of the certificate being renewed.
+    let lineage = caller.token?.jti;
+    if (caller.via === 'svid' && caller.peer && certificates) {
+      lineage = await certificates.tokenOf(caller.peer.serial);
+      if (lineage !== undefined && (await revokedTokenOf(certificates, tokens, caller.peer.serial)) !== undefined) {
+        logger.warn({ spiffeId: caller.spiffeId, serial: caller.peer.serial, jti: lineage }, 'renewal refused: the certificate descends from a revoked bootstrap token');
+        throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', `client certificate refused: it was issued with bootstrap token ${lineage}, which was revoked`);
+      }
+    }
     const req = call.request;
     const ttl = Number(req.validityDuration ?? 0);
     if (!Number.isFinite(ttl) || ttl < 0) throw new Refusal(grpc.status.INVALID_ARGUMENT, 'invalid', `validity_duration must be >= 0 seconds, got ${ttl}`);
@@ -173,6 +201,12 @@ export function createCaService(opts: CaServiceOptions): CaService {
       }
       throw new Refusal(mapped.code, mapped.outcome, err.message);
     }
+    let serial: string | undefined;
+    if (certificates && chain[0]) {
+      const leaf = new X509Certificate(chain[0]);
+      serial = leaf.serialNumber;
+      await certificates.record({ serial, spiffeId: caller.spiffeId, ...(lineage !== undefined ? { jti: lineage } : {}), notAfter: new Date(leaf.validTo) });
+    }
     if (caller.token?.singleUse) {
       try {
         await tokens.consume(caller.token);
@@ -183,7 +217,7 @@ export function createCaService(opts: CaServiceOptions): CaService {
       }
     }
     logger.info(
-      { spiffeId: caller.spiffeId, via: caller.via, jti: caller.token?.jti, renewedSerial: caller.peer?.serial, ttlSeconds: ttl || undefined },
+      { spiffeId: caller.spiffeId, via: caller.via, jti: caller.token?.jti, lineage, serial, renewedSerial: caller.peer?.serial, ttlSeconds: ttl || undefined },
       'certificate issued',
     );
     return { certChain: chain };
@@ -218,4 +252,28 @@ export function createCaService(opts: CaServiceOptions): CaService {
  */
 export function peerSpiffeIdFromCall(call: CallWithAuthContext, trustBundlePem: string, intermediatesPem?: string): string | undefined {
   return verifyCallIdentity(call, intermediatesPem ? { trustBundlePem, intermediatesPem } : { trustBundlePem });
+}
+
+/**
+ * The verified TLS client of a grpc-js server call (SPIFFE ID, serial, NotAfter), or undefined if
+ * it sent no certificate or one that does not chain to `trustBundlePem` (see
+ * {@link peerSpiffeIdFromCall}).
+ */
+export function verifiedPeerFromCall(call: CallWithAuthContext, trustBundlePem: string, intermediatesPem?: string): VerifiedPeer | undefined {
+  try {
+    return authenticateCallPeer(call, intermediatesPem ? { trustBundlePem, intermediatesPem } : { trustBundlePem });
+  } catch (err) {
+    if (err instanceof PeerAuthError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The revoked bootstrap token the certificate `serial` descends from, or undefined (no recorded
+ * lineage, or its token is not revoked). The xDS server refuses such a certificate too.
+ */
+export async function revokedTokenOf(certificates: CertificateLineage, tokens: Pick<TokenAuthority, 'isRevoked'>, serial: string): Promise<string | undefined> {
+  const jti = await certificates.tokenOf(serial);
+  if (jti === undefined) return undefined;
+  return (await tokens.isRevoked(jti)) ? jti : undefined;
 }

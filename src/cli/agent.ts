@@ -1,8 +1,9 @@
 /**
  * `skiff agent`: runs the node agent on a VM (DESIGN.md §8). Configuration comes from
  * `/etc/skiff/agent.yaml` (or `--config`), `SKIFF_*` environment variables and these flags, in
- * increasing precedence; the agent obtains its SVID, serves SDS and supervises Envoy until
- * SIGTERM/SIGINT, then drains and stops Envoy.
+ * increasing precedence; the agent obtains its SVID, serves SDS, registers the VM (with
+ * `--workload-group`) and reports its probe's health, and supervises Envoy until SIGTERM/SIGINT,
+ * then deregisters, drains and stops Envoy.
  */
 import type { Command } from 'commander';
 import { loadAgentConfig, startAgent, type AgentConfigInput } from '../../agents/index.js';
@@ -18,6 +19,10 @@ interface AgentFlags {
   namespace?: string;
   serviceAccount?: string;
   workloadName?: string;
+  workloadGroup?: string;
+  probeHttpGetPath?: string;
+  probePort?: number;
+  probePeriod?: string;
   workloadIp?: string;
   trustDomain?: string;
   clusterId?: string;
@@ -26,8 +31,11 @@ interface AgentFlags {
   socketDir?: string;
   envoyPath?: string;
   envoyAdminPort?: number;
+  readinessPort?: number;
+  readinessAddress?: string;
   certTtl?: string;
   logLevel?: string;
+  xds?: string;
 }
 
 /** Flag names for config fields whose flag is not the plain kebab-case field name. */
@@ -36,6 +44,7 @@ const FLAG_NAMES = {
   tokenPath: '--token-file',
   certTtlSeconds: '--cert-ttl',
   labels: '--label',
+  xdsMode: '--xds',
 } as const;
 
 /** Adds the `agent` subcommand to `program`. */
@@ -49,7 +58,11 @@ export function registerAgent(program: Command): void {
     .option('--token-file <file>', 'bootstrap token (needed only until the first SVID is persisted)')
     .option('--namespace <ns>', 'workload namespace')
     .option('--service-account <sa>', 'workload service account')
-    .option('--workload-name <name>', 'WorkloadEntry name of this VM')
+    .option('--workload-name <name>', 'WorkloadEntry name of this VM (not with --workload-group)')
+    .option('--workload-group <ns/name>', 'register this VM into a WorkloadGroup (the control plane creates and names its WorkloadEntry)')
+    .option('--probe-port <port>', "probe the app on 127.0.0.1:<port> and report its health (TCP connect, or HTTP GET with --probe-http-get-path)", parsePort)
+    .option('--probe-http-get-path <path>', 'with --probe-port: probe with HTTP GET <path> (2xx/3xx = healthy)')
+    .option('--probe-period <duration>', 'with --probe-port: time between probes (default 10s)')
     .option('--workload-ip <ip>', "this VM's address")
     .option('--trust-domain <td>', 'SPIFFE trust domain (default cluster.local)')
     .option('--cluster-id <id>', 'CLUSTER_ID node metadata (default skiff)')
@@ -59,7 +72,10 @@ export function registerAgent(program: Command): void {
     .option('--envoy-path <file>', 'Envoy binary (default: ENVOY_PATH, the project venv, or envoy on PATH)')
     .option('--envoy-admin-port <port>', 'Envoy admin port on 127.0.0.1 (default 15000)', parsePort)
     .option('--cert-ttl <duration>', 'requested SVID lifetime, e.g. 1h (CA default 24h)')
+    .option('--readiness-port <port>', 'readiness endpoint GET /healthz/ready (default 15021; 0 turns it off)', parsePort)
+    .option('--readiness-address <ip>', 'address of the readiness endpoint (default: the workload IP)')
     .option('--log-level <level>', 'trace|debug|info|warn|error')
+    .option('--xds <mode>', 'ADS flavour Envoy uses: sotw (default) or delta (incremental xDS)')
     .action(async (flags: AgentFlags) => {
       const labels = flags.label.length > 0 ? Object.fromEntries(flags.label.map((kv) => splitLabel(kv))) : undefined;
       const overrides: AgentConfigInput = {
@@ -69,6 +85,8 @@ export function registerAgent(program: Command): void {
         namespace: flags.namespace,
         serviceAccount: flags.serviceAccount,
         workloadName: flags.workloadName,
+        workloadGroup: flags.workloadGroup,
+        probe: probeFromFlags(flags),
         workloadIp: flags.workloadIp,
         trustDomain: flags.trustDomain,
         clusterId: flags.clusterId,
@@ -77,8 +95,11 @@ export function registerAgent(program: Command): void {
         socketDir: flags.socketDir,
         envoyPath: flags.envoyPath,
         envoyAdminPort: flags.envoyAdminPort,
+        readinessPort: flags.readinessPort,
+        readinessAddress: flags.readinessAddress,
         certTtlSeconds: flags.certTtl ? parseDurationSeconds(flags.certTtl, '--cert-ttl') : undefined,
         logLevel: flags.logLevel,
+        xdsMode: flags.xds,
       };
       const config = loadAgentConfig({ file: flags.config, overrides, flagNames: FLAG_NAMES });
       const logger = createLogger({ level: config.logLevel });
@@ -105,6 +126,17 @@ export function registerAgent(program: Command): void {
       running.agent = agent;
       logger.info({ envoyAdmin: agent.envoyAdminUrl, spiffeId: agent.svid().spiffeId }, 'agent running');
     });
+}
+
+/** `--probe-port` (+ `--probe-http-get-path`, `--probe-period`) as the config's `probe` block. */
+function probeFromFlags(flags: AgentFlags): Record<string, unknown> | undefined {
+  if (flags.probePort === undefined) {
+    if (flags.probeHttpGetPath !== undefined || flags.probePeriod !== undefined) throw new Error('--probe-http-get-path and --probe-period need --probe-port');
+    return undefined;
+  }
+  const periodSeconds = flags.probePeriod !== undefined ? parseDurationSeconds(flags.probePeriod, '--probe-period') : undefined;
+  const method = flags.probeHttpGetPath !== undefined ? { httpGet: { port: flags.probePort, path: flags.probeHttpGetPath } } : { tcpSocket: { port: flags.probePort } };
+  return { ...method, ...(periodSeconds !== undefined ? { periodSeconds } : {}) };
 }
 
 function splitLabel(kv: string): [string, string] {

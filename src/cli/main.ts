@@ -3,7 +3,9 @@
  * The `skiff` command (commander). Subcommands:
  *   serve          run the control plane (DESIGN.md §1)
  *   agent          run the node agent on a VM (DESIGN.md §8)
- *   token create   issue a bootstrap token on the control plane's host
+ *   token          create|list|revoke bootstrap tokens (on the host, or through the API)
+ *   admin-token    create|list|revoke admin tokens of the HTTP API (on the host)
+ *   apply/get/delete  resources through the HTTP API
  *   validate       check a directory of mesh YAML without serving it
  *   version        print the version
  */
@@ -13,6 +15,10 @@ import { Command } from 'commander';
 import { registerServe } from './serve/command.js';
 import { registerAgent } from './agent.js';
 import { registerToken } from './token.js';
+import { registerAdminToken } from './admin-token.js';
+import { registerApply } from './apply.js';
+import { registerDelete } from './delete.js';
+import { registerGet } from './get.js';
 import { registerValidate } from './validate.js';
 import { registerPolicy } from './policy.js';
 import { skiffVersion } from './version.js';
@@ -32,6 +38,10 @@ export function buildProgram(): Command {
   registerServe(program);
   registerAgent(program);
   registerToken(program);
+  registerAdminToken(program);
+  registerApply(program);
+  registerGet(program);
+  registerDelete(program);
   registerValidate(program);
   registerPolicy(program);
   return program;

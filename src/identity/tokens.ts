@@ -12,13 +12,15 @@
  * - `grp`: optional WorkloadGroup, `<namespace>/<name>`
  * - `single_use`: `true` on a token that may obtain one certificate only (absent otherwise)
  *
- * State shared between processes on one host, all under the data dir:
- * - `token-signing-key.jwk`: the ES256 private key as a JWK (mode 0600), created once, atomically.
- * - `token-state/used/<jti>` and `token-state/revoked/<jti>`: one small file per used single-use
- *   token or revoked token, created with link(2) so that exactly one consumer wins a race, and
- *   fsync'd (file and directory) before the call returns. Verification stats these files at
- *   verify time, so a token created or revoked by another process is seen at once. Files whose
- *   token has expired are pruned.
+ * State shared between processes on one host:
+ * - `token-signing-key.jwk` in the data dir: the ES256 private key as a JWK (mode 0600), created
+ *   once, atomically.
+ * - Token state (issued tokens, used single-use `jti`s, revocations) behind {@link TokenStateStore}.
+ *   The control plane and `skiff token` pass the durable store (`src/store`, SQLite in the data
+ *   dir), so the API, the host CLI and the CA share one token store. Without one, the state lives
+ *   in files (`token-state/used/<jti>`, `token-state/revoked/<jti>`, see {@link FileTokenState}).
+ *   Verification reads the state at verify time, so a token used or revoked by another process
+ *   (or another request) is refused at once.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -91,6 +93,8 @@ export interface CreateTokenOptions {
   group?: string;
   /** `aud` value(s); default `skiff-ca`. */
   audience?: string | string[];
+  /** Who asks (recorded with the token, e.g. `admin-token:<id>` or `host:<user>`); default `unknown`. */
+  createdBy?: string;
 }
 
 /** Options for {@link TokenAuthority.open}. */
@@ -104,6 +108,52 @@ export interface TokenAuthorityOptions {
   logger: Logger;
   /** Source of the current time; defaults to the system clock. For tests. */
   clock?: () => Date;
+  /**
+   * Where token state lives: the durable store shared with the API (`store.tokens`). Default:
+   * {@link FileTokenState} under `dataDir`.
+   */
+  state?: TokenStateStore;
+}
+
+/** What is recorded about an issued token (never the token itself). */
+export interface IssuedTokenRecord {
+  jti: string;
+  /** `sub`. */
+  spiffeId: string;
+  namespace: string;
+  serviceAccount: string;
+  /** `grp`: `<namespace>/<WorkloadGroup>`. */
+  group?: string;
+  singleUse: boolean;
+  audiences: string[];
+  issuedAt: Date;
+  expiresAt: Date;
+  /** Who asked for it: `admin-token:<id>`, `host:<user>`, ... */
+  createdBy: string;
+}
+
+/**
+ * Where a {@link TokenAuthority} keeps token state. Implementations must be durable (a resolved
+ * `markUsed`/`revoke` survives a crash) and shared by every process that verifies tokens of the
+ * same key. `src/store` implements it on SQLite; {@link FileTokenState} on files.
+ */
+export interface TokenStateStore {
+  /** Records an issued token's metadata (for listing and audit). */
+  recordIssued(record: IssuedTokenRecord): Promise<void>;
+  isRevoked(jti: string): Promise<boolean>;
+  isUsed(jti: string): Promise<boolean>;
+  /**
+   * Marks a single-use token used. Resolves true for exactly one call per `jti` (across
+   * processes), false for every later one. `expiresAt` lets the record be pruned after expiry.
+   */
+  markUsed(jti: string, expiresAt: Date, actor: string): Promise<boolean>;
+  /**
+   * Revokes `jti` (known or not). `expiresAt`: prune the record after that time (undefined: keep
+   * it). Resolves true if it was not revoked before.
+   */
+  revoke(jti: string, expiresAt: Date | undefined, actor: string): Promise<boolean>;
+  /** Deletes state of tokens expired before `now`; returns how many records went. */
+  prune(now: Date): Promise<number>;
 }
 
 interface StateRecord {
@@ -113,8 +163,90 @@ interface StateRecord {
 }
 
 /**
+ * {@link TokenStateStore} on files under `<dataDir>/token-state/`: `used/<jti>` and
+ * `revoked/<jti>`, one small JSON file each, created with link(2) so exactly one consumer wins a
+ * race, and fsync'd (file and directory) before the call returns. Issued tokens are not recorded
+ * (no listing). Used where no durable store is open (unit tests, standalone tools).
+ */
+export class FileTokenState implements TokenStateStore {
+  private constructor(
+    private readonly stateDir: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Opens (creating the directories of) the file state under `dataDir`. */
+  static async open(dataDir: string, logger: Logger): Promise<FileTokenState> {
+    const stateDir = path.join(dataDir, TOKEN_STATE_DIR);
+    await ensureDir(path.join(stateDir, 'used'));
+    await ensureDir(path.join(stateDir, 'revoked'));
+    return new FileTokenState(stateDir, logger);
+  }
+
+  async recordIssued(): Promise<void> {}
+
+  isRevoked(jti: string): Promise<boolean> {
+    return this.hasRecord('revoked', jti);
+  }
+
+  isUsed(jti: string): Promise<boolean> {
+    return this.hasRecord('used', jti);
+  }
+
+  markUsed(jti: string, expiresAt: Date): Promise<boolean> {
+    return this.writeRecord('used', { jti, exp: Math.ceil(expiresAt.getTime() / 1000) });
+  }
+
+  revoke(jti: string, expiresAt: Date | undefined): Promise<boolean> {
+    return this.writeRecord('revoked', { jti, exp: expiresAt ? Math.ceil(expiresAt.getTime() / 1000) : null });
+  }
+
+  async prune(nowDate: Date): Promise<number> {
+    const now = nowDate.getTime() / 1000;
+    let removed = 0;
+    for (const kind of ['used', 'revoked'] as const) {
+      const dir = path.join(this.stateDir, kind);
+      for (const name of await fs.readdir(dir)) {
+        if (name.startsWith('.')) continue;
+        const file = path.join(dir, name);
+        const text = await readIfExists(file);
+        if (text === undefined) continue;
+        let rec: StateRecord | undefined;
+        try {
+          rec = JSON.parse(text) as StateRecord;
+        } catch {
+          this.logger.warn({ file }, 'unreadable token state record kept');
+          continue;
+        }
+        if (typeof rec.exp === 'number' && rec.exp + CLOCK_TOLERANCE_SECONDS < now) {
+          await fs.rm(file, { force: true });
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+
+  private async hasRecord(kind: 'used' | 'revoked', jti: string): Promise<boolean> {
+    try {
+      await fs.access(path.join(this.stateDir, kind, jti));
+      return true;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return false;
+      throw err;
+    }
+  }
+
+  private async writeRecord(kind: 'used' | 'revoked', rec: StateRecord): Promise<boolean> {
+    const dir = path.join(this.stateDir, kind);
+    await ensureDir(dir);
+    return createFileExclusive(path.join(dir, rec.jti), JSON.stringify(rec) + '\n');
+  }
+}
+
+/**
  * Issues and verifies bootstrap tokens. Several instances (in several processes) may share one
- * data dir: they use the same key and see each other's used/revoked `jti`s.
+ * data dir and one {@link TokenStateStore}: they use the same key and see each other's
+ * used/revoked `jti`s.
  */
 export class TokenAuthority {
   private lastPrune = 0;
@@ -123,7 +255,7 @@ export class TokenAuthority {
     private readonly privateKey: JoseCryptoKey,
     private readonly publicKey: JoseCryptoKey,
     private readonly kid: string,
-    private readonly stateDir: string,
+    private readonly state: TokenStateStore,
     private readonly trustDomain: string,
     private readonly issuer: string,
     private readonly acceptedAudiences: string[],
@@ -134,7 +266,8 @@ export class TokenAuthority {
   /**
    * Opens the token authority on `dataDir`: loads `token-signing-key.jwk`, or creates it (ES256,
    * mode 0600) if missing (atomically: two processes starting together end up with one key),
-   * creates the state directories and prunes state of expired tokens.
+   * opens the token state ({@link TokenAuthorityOptions.state}, or files) and prunes state of
+   * expired tokens.
    */
   static async open(opts: TokenAuthorityOptions): Promise<TokenAuthority> {
     const logger = opts.logger;
@@ -166,11 +299,9 @@ export class TokenAuthority {
     const kid = jwk.kid ?? (await calculateJwkThumbprint(publicJwk));
     const privateKey = (await importJWK(jwk, ALG)) as JoseCryptoKey;
     const publicKey = (await importJWK(publicJwk, ALG)) as JoseCryptoKey;
-    const stateDir = path.join(opts.dataDir, TOKEN_STATE_DIR);
-    await ensureDir(path.join(stateDir, 'used'));
-    await ensureDir(path.join(stateDir, 'revoked'));
+    const state = opts.state ?? (await FileTokenState.open(opts.dataDir, logger));
     const audiences = [DEFAULT_TOKEN_AUDIENCE, ...(opts.audiences ?? []).filter((a) => a !== DEFAULT_TOKEN_AUDIENCE)];
-    const authority = new TokenAuthority(privateKey, publicKey, kid, stateDir, opts.trustDomain, issuer, audiences, logger, opts.clock ?? (() => new Date()));
+    const authority = new TokenAuthority(privateKey, publicKey, kid, state, opts.trustDomain, issuer, audiences, logger, opts.clock ?? (() => new Date()));
     await authority.prune();
     return authority;
   }
@@ -192,7 +323,9 @@ export class TokenAuthority {
     }
     const sub = makeSpiffeId(this.trustDomain, opts.namespace, opts.serviceAccount);
     const grp = opts.group === undefined ? undefined : normalizeGroup(opts.group, opts.namespace);
-    const jti = crypto.randomBytes(16).toString('base64url');
+    // 128 random bits; never a leading '-', so `skiff token revoke <jti>` is not read as an option.
+    let jti = crypto.randomBytes(16).toString('base64url');
+    while (jti.startsWith('-')) jti = crypto.randomBytes(16).toString('base64url');
     const iat = Math.floor(this.clock().getTime() / 1000);
     const exp = iat + ttl;
     const claims: Record<string, unknown> = {};
@@ -207,7 +340,21 @@ export class TokenAuthority {
       .setExpirationTime(exp)
       .setJti(jti)
       .sign(this.privateKey);
-    this.logger.info({ jti, spiffeId: sub, exp, singleUse: opts.singleUse === true, grp }, 'created bootstrap token');
+    const audiences = opts.audience === undefined ? [DEFAULT_TOKEN_AUDIENCE] : Array.isArray(opts.audience) ? [...opts.audience] : [opts.audience];
+    const parts = parseSpiffeId(sub);
+    await this.state.recordIssued({
+      jti,
+      spiffeId: sub,
+      namespace: parts.namespace,
+      serviceAccount: parts.serviceAccount,
+      ...(grp !== undefined ? { group: grp } : {}),
+      singleUse: opts.singleUse === true,
+      audiences,
+      issuedAt: new Date(iat * 1000),
+      expiresAt: new Date(exp * 1000),
+      createdBy: opts.createdBy ?? 'unknown',
+    });
+    this.logger.info({ jti, spiffeId: sub, exp, singleUse: opts.singleUse === true, grp, createdBy: opts.createdBy }, 'created bootstrap token');
     return { token, jti, expiresAt: new Date(exp * 1000), spiffeId: sub };
   }
 
@@ -258,8 +405,8 @@ export class TokenAuthority {
     }
     const singleUse = payload['single_use'];
     if (singleUse !== undefined && typeof singleUse !== 'boolean') throw new TokenError('malformed', 'token single_use must be a boolean');
-    if (await this.hasRecord('revoked', jti)) throw new TokenError('revoked', `token ${jti} was revoked`);
-    if (singleUse === true && (await this.hasRecord('used', jti))) throw new TokenError('replayed', `single-use token ${jti} was already used`);
+    if (await this.state.isRevoked(jti)) throw new TokenError('revoked', `token ${jti} was revoked`);
+    if (singleUse === true && (await this.state.isUsed(jti))) throw new TokenError('replayed', `single-use token ${jti} was already used`);
     const verified: VerifiedToken = {
       spiffeId: String(sub),
       namespace: parts.namespace,
@@ -279,7 +426,7 @@ export class TokenAuthority {
    */
   async consume(verified: VerifiedToken): Promise<void> {
     if (!verified.singleUse) return;
-    const created = await this.writeRecord('used', { jti: verified.jti, exp: Math.ceil(verified.expiresAt.getTime() / 1000) });
+    const created = await this.state.markUsed(verified.jti, verified.expiresAt, verified.spiffeId);
     if (!created) throw new TokenError('replayed', `single-use token ${verified.jti} was already used`);
     this.logger.info({ jti: verified.jti, spiffeId: verified.spiffeId }, 'single-use bootstrap token consumed');
     if (this.clock().getTime() - this.lastPrune > 3600_000) await this.prune();
@@ -288,12 +435,19 @@ export class TokenAuthority {
   /**
    * Revokes a token by `jti`, durably, so every later {@link verify} (in any process sharing the
    * data dir) refuses it with `revoked`. With `expiresAt` the record is pruned after that time;
-   * without it the record is kept. Revoking twice is harmless.
+   * without it the record is kept. Revoking twice is harmless. Resolves true if the token was not
+   * revoked before. `actor` is recorded with the revocation.
    */
-  async revoke(jti: string, expiresAt?: Date): Promise<void> {
+  async revoke(jti: string, expiresAt?: Date, actor = 'unknown'): Promise<boolean> {
     if (!JTI_RE.test(jti)) throw new TokenError('malformed', 'jti is not 16-64 base64url characters');
-    await this.writeRecord('revoked', { jti, exp: expiresAt ? Math.ceil(expiresAt.getTime() / 1000) : null });
-    this.logger.info({ jti }, 'bootstrap token revoked');
+    const fresh = await this.state.revoke(jti, expiresAt, actor);
+    this.logger.info({ jti, actor }, 'bootstrap token revoked');
+    return fresh;
+  }
+
+  /** True if `jti` was revoked (by any process sharing the token state). */
+  isRevoked(jti: string): Promise<boolean> {
+    return this.state.isRevoked(jti);
   }
 
   /**
@@ -301,47 +455,10 @@ export class TokenAuthority {
    * Returns the number removed.
    */
   async prune(): Promise<number> {
-    const now = this.clock().getTime() / 1000;
     this.lastPrune = this.clock().getTime();
-    let removed = 0;
-    for (const kind of ['used', 'revoked'] as const) {
-      const dir = path.join(this.stateDir, kind);
-      for (const name of await fs.readdir(dir)) {
-        if (name.startsWith('.')) continue;
-        const file = path.join(dir, name);
-        const text = await readIfExists(file);
-        if (text === undefined) continue;
-        let rec: StateRecord | undefined;
-        try {
-          rec = JSON.parse(text) as StateRecord;
-        } catch {
-          this.logger.warn({ file }, 'unreadable token state record kept');
-          continue;
-        }
-        if (typeof rec.exp === 'number' && rec.exp + CLOCK_TOLERANCE_SECONDS < now) {
-          await fs.rm(file, { force: true });
-          removed++;
-        }
-      }
-    }
+    const removed = await this.state.prune(this.clock());
     if (removed > 0) this.logger.debug({ removed }, 'pruned expired token state');
     return removed;
-  }
-
-  private async hasRecord(kind: 'used' | 'revoked', jti: string): Promise<boolean> {
-    try {
-      await fs.access(path.join(this.stateDir, kind, jti));
-      return true;
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return false;
-      throw err;
-    }
-  }
-
-  private async writeRecord(kind: 'used' | 'revoked', rec: StateRecord): Promise<boolean> {
-    const dir = path.join(this.stateDir, kind);
-    await ensureDir(dir);
-    return createFileExclusive(path.join(dir, rec.jti), JSON.stringify(rec) + '\n');
   }
 }
 

@@ -23,6 +23,17 @@ export interface ControlPlaneMetrics {
   csrSigned: Counter<'outcome'>;
   /** Seconds from a registry change to every affected proxy having been sent its push. */
   pushSeconds: Histogram;
+  /** 1 while the Consul source serves its last known catalog because a query fails, else 0. */
+  consulStale: Gauge;
+  /** Unix time (s) of the last successful answer from Consul. */
+  consulLastSuccess: Gauge;
+  /**
+   * Consul blocking-query answers by endpoint (`services`, `health`) and outcome: `changed` (the
+   * mapped resources changed), `unchanged` (index moved or wait ended, same content) or `error`.
+   */
+  consulQueries: Counter<'endpoint' | 'outcome'>;
+  /** Consul service instances by state: `mapped` (in the mesh) or `skipped` (invalid, see the logs). */
+  consulInstances: Gauge<'state'>;
 }
 
 /** Creates a fresh metric set on its own registry. */
@@ -39,5 +50,9 @@ export function createControlPlaneMetrics(): ControlPlaneMetrics {
     configAccepted: new Counter({ name: 'skiff_config_accepted_total', help: 'config changes accepted', labelNames: ['source'], registers }),
     csrSigned: new Counter({ name: 'skiff_ca_csr_total', help: 'certificate signing requests by outcome', labelNames: ['outcome'], registers }),
     pushSeconds: new Histogram({ name: 'skiff_push_seconds', help: 'change to push latency', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers }),
+    consulStale: new Gauge({ name: 'skiff_consul_stale', help: '1 while the Consul source serves its last known catalog because queries fail', registers }),
+    consulLastSuccess: new Gauge({ name: 'skiff_consul_last_success_timestamp_seconds', help: 'unix time of the last successful Consul answer', registers }),
+    consulQueries: new Counter({ name: 'skiff_consul_queries_total', help: 'Consul blocking-query answers by endpoint and outcome (changed, unchanged, error)', labelNames: ['endpoint', 'outcome'], registers }),
+    consulInstances: new Gauge({ name: 'skiff_consul_instances', help: 'Consul service instances by state (mapped, skipped)', labelNames: ['state'], registers }),
   };
 }

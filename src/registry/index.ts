@@ -6,3 +6,4 @@ export { buildSnapshot, namespacedName } from './snapshot.js';
 export { selectWorkloads, servicesForWorkload } from './select.js';
 export { endpointsOfService, endpointPort, type ServiceEndpoint } from './endpoints.js';
 export type { ChangeEvent, MeshSnapshot } from './types.js';
+export { withConditions, type StatusOverlay } from './status-overlay.js';

@@ -7,12 +7,15 @@
  * - Changes are debounced: a snapshot is published `quietMs` after the last change, but no later
  *   than `maxWaitMs` after the first unpublished one, so a burst causes one push.
  * - Content equal to what is published (deep-equal, ignoring `origin`) publishes nothing.
+ * - Status overlays (`setStatusOverlay`) put conditions on resources another source defines
+ *   (agents' health reports on file or API WorkloadEntries); a changed condition is a change.
  *   Resources that did not change keep their object identity from one snapshot to the next.
  */
 import type { Logger } from '../observability/logger.js';
 import { resourceKey, type MeshResource } from '../resources/types.js';
 import { sameResource } from '../resources/equal.js';
 import { buildSnapshot } from './snapshot.js';
+import { applyStatusOverlays, sameOverlay, type StatusOverlay } from './status-overlay.js';
 import type { ChangeEvent, MeshSnapshot } from './types.js';
 
 /** Options for {@link createRegistry}. */
@@ -31,6 +34,13 @@ export type SnapshotListener = (snapshot: MeshSnapshot, event: ChangeEvent) => v
 export interface Registry {
   /** Replaces everything `sourceName` contributes (publishing is debounced). */
   setSource(sourceName: string, resources: readonly MeshResource[]): void;
+  /**
+   * Replaces the status overlay `sourceName` contributes (publishing is debounced): conditions
+   * put on resources other sources define, by key `Kind/namespace/name`, each replacing the
+   * resource's condition of the same type (see `status-overlay.ts`). Keys naming no resource
+   * wait until one appears. An empty map removes the overlay.
+   */
+  setStatusOverlay(sourceName: string, overlay: StatusOverlay): void;
   /** The latest published snapshot (version 0, empty, before the first publish). */
   current(): MeshSnapshot;
   /** Calls `listener` after each publish; returns the function that unsubscribes it. */
@@ -61,6 +71,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
   const maxWaitMs = opts.maxWaitMs ?? 1000;
 
   const sources = new Map<string, readonly MeshResource[]>();
+  const overlays = new Map<string, StatusOverlay>();
   const listeners = new Set<SnapshotListener>();
   let snapshot = buildSnapshot(0, []);
   let timer: NodeJS.Timeout | undefined;
@@ -82,7 +93,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
         merged.set(key, r);
       }
     }
-    return merged;
+    return applyStatusOverlays(merged, overlays.values());
   }
 
   function publish(): void {
@@ -141,6 +152,14 @@ export function createRegistry(opts: RegistryOptions): Registry {
       const previous = sources.get(sourceName);
       if (previous && sameResourceSet(previous, resources)) return;
       sources.set(sourceName, [...resources]);
+      schedule();
+    },
+    setStatusOverlay(sourceName, overlay) {
+      if (closed) return;
+      const previous = overlays.get(sourceName);
+      if (overlay.size === 0 ? previous === undefined : sameOverlay(previous, overlay)) return;
+      if (overlay.size === 0) overlays.delete(sourceName);
+      else overlays.set(sourceName, new Map(overlay));
       schedule();
     },
     current: () => snapshot,

@@ -13,6 +13,7 @@ import {
   type ServiceEntry,
   type Sidecar,
   type WorkloadEntry,
+  type WorkloadGroup,
 } from '../resources/types.js';
 import type { MeshSnapshot } from './types.js';
 
@@ -69,6 +70,7 @@ export function buildSnapshot(version: number, resources: readonly MeshResource[
   const sorted = [...resources].sort(compareKeys);
   for (const r of sorted) deepFreeze(r);
   const workloadEntries = sorted.filter((r): r is WorkloadEntry => r.kind === 'WorkloadEntry');
+  const workloadGroups = sorted.filter((r): r is WorkloadGroup => r.kind === 'WorkloadGroup');
   const serviceEntries = sorted.filter((r): r is ServiceEntry => r.kind === 'ServiceEntry');
   const sidecars = sorted.filter((r): r is Sidecar => r.kind === 'Sidecar');
   const peerAuthentications = sorted.filter((r): r is PeerAuthentication => r.kind === 'PeerAuthentication');
@@ -103,6 +105,7 @@ export function buildSnapshot(version: number, resources: readonly MeshResource[
     version,
     resources: Object.freeze(sorted),
     workloadEntries: Object.freeze(workloadEntries),
+    workloadGroups: Object.freeze(workloadGroups),
     serviceEntries: Object.freeze(serviceEntries),
     sidecars: Object.freeze(sidecars),
     peerAuthentications: Object.freeze(peerAuthentications),

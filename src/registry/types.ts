@@ -11,6 +11,7 @@ import type {
   ServiceEntry,
   Sidecar,
   WorkloadEntry,
+  WorkloadGroup,
 } from '../resources/types.js';
 
 /** An immutable, indexed snapshot of the mesh. */
@@ -19,6 +20,8 @@ export interface MeshSnapshot {
   readonly version: number;
   readonly resources: readonly MeshResource[];
   readonly workloadEntries: readonly WorkloadEntry[];
+  /** Every WorkloadGroup, sorted by `namespace/name` (look one up with `byKey`). */
+  readonly workloadGroups: readonly WorkloadGroup[];
   readonly serviceEntries: readonly ServiceEntry[];
   readonly sidecars: readonly Sidecar[];
   readonly peerAuthentications: readonly PeerAuthentication[];

@@ -26,9 +26,13 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return true;
 }
 
-/** True when two resources have the same apiVersion, kind, metadata and spec (their `origin` is ignored). */
+/**
+ * True when two resources have the same apiVersion, kind, metadata, spec and status (their
+ * `origin` is ignored). Status counts: a health condition that changes (a WorkloadEntry turning
+ * `Healthy=False`) is a change the registry must publish.
+ */
 export function sameResource(a: MeshResource, b: MeshResource): boolean {
-  return a.apiVersion === b.apiVersion && a.kind === b.kind && deepEqual(a.metadata, b.metadata) && deepEqual(a.spec, b.spec);
+  return a.apiVersion === b.apiVersion && a.kind === b.kind && deepEqual(a.metadata, b.metadata) && deepEqual(a.spec, b.spec) && deepEqual(a.status, b.status);
 }
 
 /** True when two lists hold the same resources in the same order (see {@link sameResource}). */

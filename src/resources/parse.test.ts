@@ -46,7 +46,7 @@ void describe('parseResources: bad input', () => {
   void it('rejects an unknown kind, naming it and the supported kinds', () => {
     const text = 'apiVersion: networking.istio.io/v1\nkind: Gateway2\nmetadata: {name: x}\n';
     assert.deepEqual(errorsOf(text, 'm.yaml'), [
-      'm.yaml:2 kind: unknown kind "Gateway2" (supported: WorkloadEntry, ServiceEntry, Sidecar, PeerAuthentication, AuthorizationPolicy, RequestAuthentication)',
+      'm.yaml:2 kind: unknown kind "Gateway2" (supported: WorkloadEntry, WorkloadGroup, ServiceEntry, Sidecar, PeerAuthentication, AuthorizationPolicy, RequestAuthentication)',
     ]);
   });
 

@@ -47,6 +47,7 @@ import type {
   ServiceEntry,
   Sidecar,
   WorkloadEntry,
+  WorkloadGroup,
 } from './types.js';
 
 /** apiVersions accepted for the networking kinds (DESIGN.md §3). */
@@ -70,19 +71,22 @@ function workloadAddressProblem(address: string): string | undefined {
   return `expected an IP address, got ${describeValue(address)}`;
 }
 
+/** The fields of a WorkloadEntry spec (shared by WorkloadEntry and the WorkloadGroup `template`). */
+const workloadEntryFields = {
+  address: z.string().optional(),
+  ports: z.record(portNameSchema, portNumberSchema).optional(),
+  labels: labelsSchema.optional(),
+  network: z.string().optional(),
+  locality: z.string().optional(),
+  weight: z.number().int().min(0).max(4294967295).optional(),
+  serviceAccount: checkedString((v) =>
+    isDns1123Subdomain(v) ? undefined : `invalid service account ${describeValue(v)}: must be a lower-case DNS-1123 subdomain`,
+  ).optional(),
+};
+
 /** networking.istio.io `WorkloadEntry` spec. `address` is required and must be an IP address. */
 export const workloadEntrySpecSchema = z
-  .strictObject({
-    address: z.string().optional(),
-    ports: z.record(portNameSchema, portNumberSchema).optional(),
-    labels: labelsSchema.optional(),
-    network: z.string().optional(),
-    locality: z.string().optional(),
-    weight: z.number().int().min(0).max(4294967295).optional(),
-    serviceAccount: checkedString((v) =>
-      isDns1123Subdomain(v) ? undefined : `invalid service account ${describeValue(v)}: must be a lower-case DNS-1123 subdomain`,
-    ).optional(),
-  })
+  .strictObject(workloadEntryFields)
   .superRefine((we, ctx) => {
     if (we.address === undefined || we.address === '') {
       fail(ctx, ['address'], 'address is required');
@@ -289,6 +293,73 @@ export const peerAuthenticationSpecSchema = z
   });
 
 // ---------------------------------------------------------------------------------------------
+// WorkloadGroup
+
+/** Probe header names: letters, digits and '-' (Istio `ValidateProbeHeaderName`, as Kubernetes). */
+const probeHeaderNameSchema = checkedString((v) =>
+  v === '' ? 'header name cannot be empty' : /^[-A-Za-z0-9]+$/.test(v) ? undefined : `invalid header name ${describeValue(v)}: only letters, digits and '-' are allowed`,
+);
+
+/** A probe's `host`: an IP address or a DNS name the agent resolves on the VM. */
+const probeHostSchema = checkedString((v) =>
+  isIpAddress(v) || fqdnProblem(v) === undefined ? undefined : `invalid probe host ${describeValue(v)}: expected an IP address or a DNS name`,
+);
+
+/** A non-negative int32 probe setting (0 = the default), Istio `validateReadinessProbe`. */
+const probeSecondsSchema = z.number().int().min(0).max(2147483647);
+
+/** networking.istio.io `ReadinessProbe`: exactly one of httpGet, tcpSocket, exec or grpc. */
+export const readinessProbeSchema = z
+  .strictObject({
+    initialDelaySeconds: probeSecondsSchema.optional(),
+    timeoutSeconds: probeSecondsSchema.optional(),
+    periodSeconds: probeSecondsSchema.optional(),
+    successThreshold: probeSecondsSchema.optional(),
+    failureThreshold: probeSecondsSchema.optional(),
+    httpGet: z
+      .strictObject({
+        path: z.string().optional(),
+        port: portNumberSchema,
+        host: probeHostSchema.optional(),
+        scheme: z.enum(['HTTP', 'HTTPS'], { error: (iss) => `expected HTTP or HTTPS, got ${describeValue(iss.input)}` }).optional(),
+        httpHeaders: z.array(z.strictObject({ name: probeHeaderNameSchema, value: z.string().optional() })).optional(),
+      })
+      .optional(),
+    tcpSocket: z.strictObject({ host: probeHostSchema.optional(), port: portNumberSchema }).optional(),
+    exec: z
+      .strictObject({ command: z.array(z.string()) })
+      .superRefine((e, ctx) => {
+        if (e.command.length === 0 || e.command[0] === '') fail(ctx, ['command'], 'exec.command is required: the program to run and its arguments');
+      })
+      .optional(),
+    grpc: z.strictObject({ port: portNumberSchema, service: z.string().optional() }).optional(),
+  })
+  .superRefine((p, ctx) => {
+    const methods = (['httpGet', 'tcpSocket', 'exec', 'grpc'] as const).filter((m) => p[m] !== undefined);
+    if (methods.length === 0) fail(ctx, [], 'a probe needs one check method: httpGet, tcpSocket, exec or grpc');
+    if (methods.length > 1) fail(ctx, [methods[1]!], `only one check method may be set, got ${methods.join(' and ')}`);
+    if (p.httpGet?.path !== undefined && p.httpGet.path !== '' && !p.httpGet.path.startsWith('/')) {
+      fail(ctx, ['httpGet', 'path'], `path ${describeValue(p.httpGet.path)} must start with "/"`);
+    }
+  });
+
+/**
+ * networking.istio.io `WorkloadGroup` spec, with Istio's `ValidateWorkloadGroup` rules: `template`
+ * is required but, unlike a WorkloadEntry, has no address (each agent supplies its own); labels
+ * are Kubernetes labels; the probe has one method and non-negative settings.
+ */
+export const workloadGroupSpecSchema = z.strictObject({
+  metadata: z.strictObject({ labels: labelsSchema.optional(), annotations: z.record(z.string(), z.string()).optional() }).optional(),
+  template: z.strictObject(workloadEntryFields).superRefine((t, ctx) => {
+    if (t.address !== undefined && t.address !== '') {
+      const p = workloadAddressProblem(t.address);
+      if (p !== undefined) fail(ctx, ['address'], p);
+    }
+  }),
+  probe: readinessProbeSchema.optional(),
+});
+
+// ---------------------------------------------------------------------------------------------
 // Whole resources
 
 /** A WorkloadEntry resource. */
@@ -297,6 +368,14 @@ export const workloadEntrySchema = z.strictObject({
   kind: z.literal('WorkloadEntry'),
   metadata: metadataSchema,
   spec: workloadEntrySpecSchema.prefault({}),
+});
+
+/** A WorkloadGroup resource. */
+export const workloadGroupSchema = z.strictObject({
+  apiVersion: z.enum(NETWORKING_API_VERSIONS),
+  kind: z.literal('WorkloadGroup'),
+  metadata: metadataSchema,
+  spec: workloadGroupSpecSchema,
 });
 
 /** A ServiceEntry resource. */
@@ -325,6 +404,7 @@ export const peerAuthenticationSchema = z.strictObject({
 
 // The parsed shapes must be the shapes in types.ts (a mismatch fails type checking here).
 const _weCheck: z.ZodType<Omit<WorkloadEntry, 'origin'>> = workloadEntrySchema;
+const _wgCheck: z.ZodType<Omit<WorkloadGroup, 'origin'>> = workloadGroupSchema;
 const _seCheck: z.ZodType<Omit<ServiceEntry, 'origin'>> = serviceEntrySchema;
 const _scCheck: z.ZodType<Omit<Sidecar, 'origin'>> = sidecarSchema;
 const _paCheck: z.ZodType<Omit<PeerAuthentication, 'origin'>> = peerAuthenticationSchema;
@@ -338,6 +418,7 @@ export interface KindSchema {
 /** The kinds this release accepts, by `kind`. */
 export const KIND_SCHEMAS: Readonly<Record<MeshKind, KindSchema>> = {
   WorkloadEntry: { apiVersions: NETWORKING_API_VERSIONS, schema: workloadEntrySchema },
+  WorkloadGroup: { apiVersions: NETWORKING_API_VERSIONS, schema: workloadGroupSchema },
   ServiceEntry: { apiVersions: NETWORKING_API_VERSIONS, schema: serviceEntrySchema },
   Sidecar: { apiVersions: NETWORKING_API_VERSIONS, schema: sidecarSchema },
   PeerAuthentication: { apiVersions: SECURITY_API_VERSIONS, schema: peerAuthenticationSchema },
@@ -347,7 +428,6 @@ export const KIND_SCHEMAS: Readonly<Record<MeshKind, KindSchema>> = {
 
 /** Kinds named in DESIGN.md §3 that later releases implement: rejected with "not supported yet". */
 export const PLANNED_KINDS: ReadonlySet<string> = new Set([
-  'WorkloadGroup',
   'DestinationRule',
   'VirtualService',
   'HTTPRoute',

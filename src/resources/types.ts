@@ -244,7 +244,74 @@ export interface RequestAuthenticationSpec {
   jwtRules?: JwtRule[];
 }
 
+/** ReadinessProbe `httpGet.httpHeaders[]` (networking.istio.io HTTPHeader). */
+export interface ProbeHttpHeader {
+  name: string;
+  value?: string;
+}
+
+/** networking.istio.io `HTTPHealthCheckConfig`: a GET whose 2xx/3xx answer counts as success. */
+export interface HttpHealthCheckConfig {
+  /** Default `/`. */
+  path?: string;
+  port: number;
+  /** Default: the workload's loopback (`127.0.0.1`) as the agent runs the probe on the VM. */
+  host?: string;
+  /** `HTTP` (default) or `HTTPS` (the certificate is not verified, as in Kubernetes). */
+  scheme?: 'HTTP' | 'HTTPS';
+  httpHeaders?: ProbeHttpHeader[];
+}
+
+/** networking.istio.io `TCPHealthCheckConfig`: a TCP connect that succeeds counts as success. */
+export interface TcpHealthCheckConfig {
+  host?: string;
+  port: number;
+}
+
+/** networking.istio.io `ExecHealthCheckConfig`: a command that exits 0 counts as success. */
+export interface ExecHealthCheckConfig {
+  command: string[];
+}
+
+/** networking.istio.io `GrpcHealthCheckConfig` (parsed; not run by Skiff's agent yet). */
+export interface GrpcHealthCheckConfig {
+  port: number;
+  service?: string;
+}
+
+/**
+ * networking.istio.io `ReadinessProbe` (WorkloadGroup `probe`), with Kubernetes probe semantics:
+ * after `initialDelaySeconds`, the check runs every `periodSeconds` with a `timeoutSeconds`
+ * deadline; `successThreshold` consecutive successes make the workload healthy,
+ * `failureThreshold` consecutive failures unhealthy. 0 or unset means the default (Istio's
+ * agent: period 10 s, timeout 1 s, thresholds 1). Exactly one check method is set.
+ */
+export interface ReadinessProbe {
+  initialDelaySeconds?: number;
+  timeoutSeconds?: number;
+  periodSeconds?: number;
+  successThreshold?: number;
+  failureThreshold?: number;
+  httpGet?: HttpHealthCheckConfig;
+  tcpSocket?: TcpHealthCheckConfig;
+  exec?: ExecHealthCheckConfig;
+  grpc?: GrpcHealthCheckConfig;
+}
+
+/**
+ * networking.istio.io `WorkloadGroup` spec (https://istio.io/latest/docs/reference/config/networking/workload-group/):
+ * the template agents register their VMs from. `metadata` labels and annotations go on every
+ * generated WorkloadEntry; `template` is a WorkloadEntry spec whose `address` each agent
+ * supplies; `probe` is run by each agent against its app.
+ */
+export interface WorkloadGroupSpec {
+  metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+  template: WorkloadEntrySpec;
+  probe?: ReadinessProbe;
+}
+
 export type WorkloadEntry = Resource<'WorkloadEntry', WorkloadEntrySpec>;
+export type WorkloadGroup = Resource<'WorkloadGroup', WorkloadGroupSpec>;
 export type ServiceEntry = Resource<'ServiceEntry', ServiceEntrySpec>;
 export type Sidecar = Resource<'Sidecar', SidecarSpec>;
 export type PeerAuthentication = Resource<'PeerAuthentication', PeerAuthenticationSpec>;
@@ -252,7 +319,7 @@ export type AuthorizationPolicy = Resource<'AuthorizationPolicy', AuthorizationP
 export type RequestAuthentication = Resource<'RequestAuthentication', RequestAuthenticationSpec>;
 
 /** Every kind the registry holds (later issues add more). */
-export type MeshResource = WorkloadEntry | ServiceEntry | Sidecar | PeerAuthentication | AuthorizationPolicy | RequestAuthentication;
+export type MeshResource = WorkloadEntry | WorkloadGroup | ServiceEntry | Sidecar | PeerAuthentication | AuthorizationPolicy | RequestAuthentication;
 export type MeshKind = MeshResource['kind'];
 
 /** The root namespace: policies there apply mesh-wide (DESIGN.md §3). */

@@ -10,7 +10,7 @@
 import type { PathSegment } from './issues.js';
 import { parseJwks } from './jwks.js';
 import { isPartialWildcard } from './names.js';
-import type { AuthorizationPolicy, AuthzRule, MeshResource, RequestAuthentication, ServiceEntry, Sidecar, WorkloadEntrySpec } from './types.js';
+import type { AuthorizationPolicy, AuthzRule, MeshResource, RequestAuthentication, ServiceEntry, Sidecar, WorkloadEntrySpec, WorkloadGroup } from './types.js';
 
 /** A warning about one resource, located by its path inside the resource. */
 export interface ResourceWarning {
@@ -101,6 +101,21 @@ function sidecarWarnings(sc: Sidecar, out: ResourceWarning[]): void {
   }
 }
 
+/**
+ * WorkloadGroup: the template's address is replaced by each agent's; a gRPC probe is parsed but
+ * Skiff's agent cannot run it yet (so no health is reported for such a group).
+ */
+function workloadGroupWarnings(wg: WorkloadGroup, out: ResourceWarning[]): void {
+  const template = wg.spec.template;
+  if (template.address !== undefined && template.address !== '') {
+    out.push({ path: ['spec', 'template', 'address'], message: 'template.address is ignored: each registered workload gets the address its agent reports' });
+  }
+  workloadSpecWarnings(template, ['spec', 'template'], out);
+  if (wg.spec.probe?.grpc !== undefined) {
+    out.push({ path: ['spec', 'probe', 'grpc'], message: 'grpc probes are not implemented yet: agents of this group report no health (the workloads count as healthy)' });
+  }
+}
+
 /** targetRef/targetRefs attach a policy to waypoints and gateways (Istio); Skiff's VM sidecars have neither. */
 function targetRefWarnings(spec: { targetRef?: unknown; targetRefs?: unknown[] }, out: ResourceWarning[]): void {
   const message = 'targetRef/targetRefs attach a policy to waypoints and gateways, which Skiff does not run: the policy applies to no workload (use selector)';
@@ -174,6 +189,9 @@ export function resourceWarnings(r: MeshResource): ResourceWarning[] {
   switch (r.kind) {
     case 'WorkloadEntry':
       workloadSpecWarnings(r.spec, ['spec'], out);
+      break;
+    case 'WorkloadGroup':
+      workloadGroupWarnings(r, out);
       break;
     case 'ServiceEntry':
       serviceEntryWarnings(r, out);

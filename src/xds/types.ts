@@ -24,6 +24,11 @@ export interface VersionedResource {
   /** Content hash of `resource.value`. */
   version: string;
   resource: EncodedAny;
+  /**
+   * Other names the resource answers to in delta xDS (`Resource.aliases`; e.g. `network/IP` for
+   * an `istio.workload.Address`). A delta subscription may name an alias instead of the name.
+   */
+  aliases?: readonly string[];
 }
 
 /** All resources of one node, by type URL then by name. */
@@ -96,3 +101,51 @@ export const DEPENDENT_TYPE_URL: ReadonlyMap<string, string> = new Map<string, s
   [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment],
   [TypeUrl.Listener, TypeUrl.RouteConfiguration],
 ]);
+
+/**
+ * What one delta xDS stream asks the cache for, for one type URL (go-control-plane's delta watch
+ * with its stream state). The server keeps the subscription and what the client holds; the cache
+ * compares them with the node's snapshot (Envoy xDS protocol, "Incremental xDS").
+ */
+export interface DeltaWatchRequest {
+  typeUrl: string;
+  /** The client subscribes to `*`: every resource of the type in the node's snapshot. */
+  wildcard: boolean;
+  /** Names (or aliases) the client subscribed to explicitly, besides the wildcard. */
+  subscribed: readonly string[];
+  /**
+   * Name → version of every resource the client holds (from `initial_resource_versions` and
+   * from what the stream sent). A resource is sent when its version differs; a held name that
+   * is no longer in the snapshot is reported in `removed`.
+   */
+  known: ReadonlyMap<string, string>;
+  /**
+   * Names (or aliases) to answer now even when the client holds their current version: names
+   * just subscribed ("the server must still provide those resources"), and a name unsubscribed
+   * while the wildcard stays. A forced name that does not exist is reported in `removed`.
+   */
+  forced: readonly string[];
+  /** Answer at once even when nothing is to be added or removed (a type's first request). */
+  alwaysRespond: boolean;
+}
+
+/** The cache's answer to a {@link DeltaWatchRequest}: one `DeltaDiscoveryResponse`'s content. */
+export interface DeltaWatchResponse {
+  typeUrl: string;
+  /** New, changed and forced resources, sorted by name; shared, never copied. */
+  resources: readonly VersionedResource[];
+  /** Names for `removed_resources`, sorted: held names gone from the snapshot, missing forced names. */
+  removed: readonly string[];
+  /** Version of the node's whole set of this type (`system_version_info`, for debugging only). */
+  systemVersionInfo: string;
+}
+
+/**
+ * The delta side of the narrow server/cache interface: like {@link ConfigWatcher.createWatch}, a
+ * one-shot watch, answered at once (possibly synchronously) when the snapshot differs from what
+ * the stream holds (or `alwaysRespond`), otherwise when a later snapshot does. The returned
+ * function cancels a watch that has not fired.
+ */
+export interface DeltaConfigWatcher {
+  createDeltaWatch(nodeId: string, request: DeltaWatchRequest, respond: (response: DeltaWatchResponse) => void): () => void;
+}

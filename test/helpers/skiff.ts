@@ -19,6 +19,8 @@ export interface ControlPlaneProc {
   proc: Proc;
   grpcPort: number;
   monitoringPort: number;
+  /** The HTTP API port. */
+  apiPort: number;
   address: string;
   dataDir: string;
   /** Fetches a Prometheus metric family's samples as `labels → value`. */
@@ -33,17 +35,19 @@ export async function startControlPlaneProc(
   const [cmd, ...pre] = SKIFF as [string, ...string[]];
   const child = spawn(
     cmd,
-    [...pre, 'serve', '--config-dir', opts.configDir, '--data-dir', opts.dataDir, '--listen-address', opts.address, '--grpc-port', '0', '--monitoring-port', '0', '--ip', opts.address, ...(opts.extraArgs ?? [])],
+    [...pre, 'serve', '--config-dir', opts.configDir, '--data-dir', opts.dataDir, '--listen-address', opts.address, '--grpc-port', '0', '--monitoring-port', '0', '--api-port', '0', '--ip', opts.address, ...(opts.extraArgs ?? [])],
     { cwd: REPO, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const proc = group.add('control-plane', child);
-  const m = await proc.waitFor(/"grpcPort":(\d+),"monitoringPort":(\d+)/, 60_000);
+  const m = await proc.waitFor(/"grpcPort":(\d+),"monitoringPort":(\d+),"apiPort":(\d+)/, 60_000);
   const grpcPort = Number(m[1]);
   const monitoringPort = Number(m[2]);
+  const apiPort = Number(m[3]);
   return {
     proc,
     grpcPort,
     monitoringPort,
+    apiPort,
     address: opts.address,
     dataDir: opts.dataDir,
     metric: async (name) => {

@@ -4,6 +4,9 @@
  *   file source → registry → (per connected proxy) push → translate/envoy → snapshot cache → ADS
  *   CA (CreateCertificate) and ADS share the TLS gRPC port (15012); /metrics, /healthz, /readyz
  *   and /debug/* are on the monitoring port (15014).
+ *   store (SQLite in the data dir) → store source → registry; the HTTP API (8080) writes the
+ *   store and issues/revokes tokens; a revocation closes the xDS streams of the certificates
+ *   descending from the token.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,10 +15,14 @@ import * as grpc from '@grpc/grpc-js';
 import { serve, type ServerType } from '@hono/node-server';
 import { CertificateAuthority } from '../../ca/index.js';
 import { meshServerCredentials } from '../../ca/credentials.js';
-import { createCaService, peerSpiffeIdFromCall } from '../../ca/service.js';
+import { createCaService, revokedTokenOf, verifiedPeerFromCall } from '../../ca/service.js';
 import { controlPlaneSpiffeId } from '../../identity/spiffe.js';
 import { TokenAuthority } from '../../identity/tokens.js';
 import { createMonitoringApp } from '../../api/monitoring.js';
+import { startControlPlaneApi } from '../../api/control-plane-api.js';
+import { followRevokedCertificates, importFileTokenState, openStore } from '../../store/index.js';
+import { createStoreSource } from '../../sources/store/index.js';
+import { createConsulSource, type ConsulSourceConfig } from '../../sources/consul/index.js';
 import type { Logger } from '../../observability/logger.js';
 import type { MeshSnapshot } from '../../registry/types.js';
 import { createControlPlaneMetrics, type ControlPlaneMetrics } from '../../observability/metrics.js';
@@ -29,6 +36,7 @@ import { createSnapshotCache } from '../../xds/cache/index.js';
 import { createAdsServer } from '../../xds/server/index.js';
 import { ProxyPusher } from './proxies.js';
 import { syncStatus } from './syncz.js';
+import { startRegistration } from './registration.js';
 
 /** Options of {@link startControlPlane}; every port may be 0 (ephemeral). */
 export interface ControlPlaneOptions {
@@ -45,8 +53,16 @@ export interface ControlPlaneOptions {
   ipAddresses: string[];
   /** Further accepted bootstrap-token audiences (besides `skiff-ca`). */
   tokenAudiences: string[];
+  /** HTTP API port (8080 by default in the CLI; 0 = ephemeral). */
+  apiPort: number;
+  /** Serve the API over HTTPS with the serving certificate, accepting client SVIDs. */
+  apiTls?: boolean;
   /** Istio MeshConfig YAML (rootNamespace, trustDomainAliases, extensionProviders). */
   meshConfigFile?: string;
+  /** How long an auto-registered WorkloadEntry outlives its agent's stream, in ms (default 10 000). */
+  registrationGracePeriodMs?: number;
+  /** Follow this Consul catalog (issue 5); absent: no Consul source. */
+  consul?: ConsulSourceConfig;
   logger: Logger;
 }
 
@@ -54,6 +70,7 @@ export interface ControlPlaneOptions {
 export interface ControlPlane {
   grpcPort: number;
   monitoringPort: number;
+  apiPort: number;
   trustBundlePem: string;
   metrics: ControlPlaneMetrics;
   registry: Registry;
@@ -70,7 +87,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const trustBundlePem = ca.trustBundlePem();
   // Agents and operators read the bundle from here (public data).
   fs.writeFileSync(path.join(opts.dataDir, 'trust-bundle.pem'), trustBundlePem, { mode: 0o644 });
-  const tokens = await TokenAuthority.open({ dataDir: opts.dataDir, trustDomain: opts.trustDomain, audiences: opts.tokenAudiences, logger: logger.child({ component: 'tokens' }) });
+  const store = openStore({ dataDir: opts.dataDir, logger: logger.child({ component: 'store' }) });
+  await importFileTokenState(opts.dataDir, store.tokens, logger.child({ component: 'store' }));
+  const tokens = await TokenAuthority.open({ dataDir: opts.dataDir, trustDomain: opts.trustDomain, audiences: opts.tokenAudiences, logger: logger.child({ component: 'tokens' }), state: store.tokens });
 
   const meshConfig = await readMeshConfig(opts.meshConfigFile, logger);
   const registry = createRegistry({ logger: logger.child({ component: 'registry' }) });
@@ -81,6 +100,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     onUpdate: (resources) => registry.setSource('file', resources),
   });
   await fileSource.start();
+  const storeSource = createStoreSource({ resources: store.resources, logger: logger.child({ component: 'store-source' }), onUpdate: (resources) => registry.setSource('api', resources) });
+  await storeSource.start();
+  // The Consul catalog (issue 5): waits at most 5 s for the first answers; an unreachable Consul is
+  // a stale source (see /readyz), never a failed start.
+  const consulSource = opts.consul
+    ? createConsulSource({ config: opts.consul, logger: logger.child({ component: 'consul-source' }), metrics, onUpdate: (resources) => registry.setSource('consul', resources) })
+    : undefined;
+  await consulSource?.start();
   registry.flush();
 
   // RequestAuthentication jwksUri: the control plane fetches the keys and ships them inline.
@@ -109,13 +136,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const unsubscribeJwks = jwks.onChange(() => pusher.pushAll(registry.current()));
 
   const cpSpiffeId = controlPlaneSpiffeId(opts.trustDomain);
+  // Client certificate serial per connection (grpc-js peer address), to close the xDS streams of
+  // certificates whose bootstrap token gets revoked.
+  const peerSerials = new Map<string, string>();
   const ads = createAdsServer({
     cache,
     logger: logger.child({ component: 'ads' }),
     metrics,
     authorize: async (node, call) => {
-      const peer = peerSpiffeIdFromCall(call, trustBundlePem, ca.intermediatesPemBundle());
-      if (!peer) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'xDS requires a client certificate (the workload SVID)' };
+      const verified = verifiedPeerFromCall(call, trustBundlePem, ca.intermediatesPemBundle());
+      if (!verified) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'xDS requires a client certificate (the workload SVID)' };
+      const peer = verified.spiffeId;
       let identity;
       try {
         identity = proxyIdentityFromNode(node, opts.trustDomain);
@@ -126,12 +157,34 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         logger.warn({ node: node.id, claimed: identity.spiffeId, peer }, 'xDS stream refused: node metadata claims another identity');
         return { ok: false, code: grpc.status.PERMISSION_DENIED, message: `node claims ${identity.spiffeId} but the client certificate is ${peer}` };
       }
+      const revoked = await revokedTokenOf(store.certificates, tokens, verified.serial);
+      if (revoked !== undefined) {
+        return { ok: false, code: grpc.status.PERMISSION_DENIED, message: `the client certificate was issued with bootstrap token ${revoked}, which was revoked` };
+      }
+      peerSerials.set(call.getPeer(), verified.serial);
       return { ok: true };
     },
     onStreamOpen: async (node) => pusher.connect(proxyIdentityFromNode(node, opts.trustDomain)),
-    onStreamClose: (node) => pusher.disconnect(node.id),
+    onStreamClose: (node, stream) => {
+      if (!ads.streams().some((s) => s.id !== stream.id && s.peer === stream.peer)) peerSerials.delete(stream.peer);
+      pusher.disconnect(node.id);
+    },
   });
-  const caService = createCaService({ ca, tokens, trustBundlePem, logger: logger.child({ component: 'ca' }), metrics });
+  const caService = createCaService({ ca, tokens, trustBundlePem, logger: logger.child({ component: 'ca' }), metrics, certificates: store.certificates });
+  // WorkloadGroup auto-registration and health reports (agents' SVIDs authenticate them).
+  const registration = startRegistration({
+    registry,
+    trustDomain: opts.trustDomain,
+    gracePeriodMs: opts.registrationGracePeriodMs,
+    trustBundlePem,
+    intermediatesPem: ca.intermediatesPemBundle(),
+    revokedTokenOf: (serial) => revokedTokenOf(store.certificates, tokens, serial),
+    logger: logger.child({ component: 'registration' }),
+  });
+  const stopFollowingRevocations = followRevokedCertificates(store, logger, (serials, jtis) => {
+    const closed = ads.closeStreams((s) => serials.has(peerSerials.get(s.peer) ?? ''), 'the bootstrap token of this certificate was revoked');
+    logger.info({ jtis, certificates: serials.size, closedStreams: closed }, 'bootstrap token revoked');
+  });
 
   const serving = await ca.issueServingCert({
     spiffeId: cpSpiffeId,
@@ -139,9 +192,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     ipAddresses: unique(['127.0.0.1', ...(opts.listenAddress !== '0.0.0.0' && opts.listenAddress !== '::' ? [opts.listenAddress] : []), ...opts.ipAddresses]),
     ttlSeconds: 90 * 24 * 3600,
   });
+  const api = await startControlPlaneApi({
+    store,
+    registry,
+    tokens,
+    logger: logger.child({ component: 'api' }),
+    dataDir: opts.dataDir,
+    hostname: opts.listenAddress,
+    port: opts.apiPort,
+    ...(opts.apiTls
+      ? { tls: { certChainPem: serving.certChainPem, keyPem: serving.keyPem, trustBundlePem, intermediatesPem: ca.intermediatesPemBundle(), trustDomain: opts.trustDomain } }
+      : {}),
+  });
   const grpcServer = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_permit_without_calls': 1 });
   grpcServer.addService(ads.service.definition, ads.service.implementation);
   grpcServer.addService(caService.definition, caService.implementation);
+  grpcServer.addService(registration.service.definition, registration.service.implementation);
   const grpcPort = await new Promise<number>((resolve, reject) => {
     grpcServer.bindAsync(
       `${hostPort(opts.listenAddress, opts.grpcPort)}`,
@@ -156,8 +222,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     readiness: [
       { name: 'config', check: () => ({ ok: registry.current().version > 0 || fileSource.lastError() === undefined, detail: fileSource.lastError() }) },
       { name: 'grpc', check: () => ({ ok: grpcListening }) },
+      ...(consulSource ? [{ name: 'consul', check: () => consulSource.readiness() }] : []),
     ],
     debug: {
+      ...(consulSource ? { consul: () => consulSource.status() } : {}),
+      registrations: () => registration.list(),
       proxies: () => pusher.list(),
       syncz: () => syncStatus(registry.current().version, pusher.list(), ads.streams()),
       registry: () => {
@@ -177,11 +246,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     else monitoringServer.once('listening', ready);
   });
 
-  logger.info({ grpcPort, monitoringPort, listen: opts.listenAddress, configDir: opts.configDir, trustDomain: opts.trustDomain, spiffeId: cpSpiffeId }, 'control plane listening');
+  logger.info({ grpcPort, monitoringPort, apiPort: api.port, listen: opts.listenAddress, configDir: opts.configDir, trustDomain: opts.trustDomain, spiffeId: cpSpiffeId }, 'control plane listening');
 
   return {
     grpcPort,
     monitoringPort,
+    apiPort: api.port,
     trustBundlePem,
     metrics,
     registry,
@@ -190,7 +260,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       unsubscribe();
       unsubscribeJwks();
       jwks.stop();
+      stopFollowingRevocations();
+      await api.close();
+      storeSource.stop();
+      await consulSource?.stop();
       await fileSource.stop();
+      registration.stop();
       registry.close();
       // Proxies keep their last config and reconnect (to this or another replica): end their
       // streams now rather than waiting for them, then give in-flight CA calls a moment.
@@ -206,6 +281,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       const closed = new Promise<void>((resolve) => monitoringServer.close(() => resolve()));
       if ('closeAllConnections' in monitoringServer) monitoringServer.closeAllConnections();
       await closed;
+      await store.close();
     },
   };
 }

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { testCluster, testEndpoints, testListener, testRoute } from '../../../test/helpers/ads-client.js';
 import { silentLogger } from '../../observability/logger.js';
 import { TypeUrl } from '../protos/loader.js';
-import type { VersionedResource, WatchResponse } from '../types.js';
+import type { DeltaWatchRequest, DeltaWatchResponse, VersionedResource, WatchResponse } from '../types.js';
 import { createSnapshotCache, SnapshotInconsistentError, versionedResource, resourcesByType, type NodeSnapshot } from './index.js';
 
 const NODE = 'sidecar~198.18.0.2~a.default~default.svc.cluster.local';
@@ -200,5 +200,67 @@ void describe('snapshot cache', () => {
     assert.equal(v[0], v[1]);
     assert.equal(versionedResource('x', testListener('x').resource).version, testListener('x').version);
     assert.notEqual(testListener('x', 1).version, testListener('x', 2).version);
+  });
+});
+
+void describe('snapshot cache: delta watches', () => {
+  const delta = (over: Partial<DeltaWatchRequest>): DeltaWatchRequest => ({
+    typeUrl: TypeUrl.Cluster,
+    wildcard: false,
+    subscribed: [],
+    known: new Map(),
+    forced: [],
+    alwaysRespond: false,
+    ...over,
+  });
+  const names = (r: DeltaWatchResponse | undefined) => r?.resources.map((x) => x.name);
+
+  void it('a wildcard watch gets what the client does not hold at its version, and held names that are gone as removed', () => {
+    const cache = createSnapshotCache({ logger: silentLogger() });
+    cache.setSnapshot(NODE, base());
+    const answers: DeltaWatchResponse[] = [];
+    const known = new Map([['a', testCluster('a').version], ['b', 'old'], ['gone', 'x']]);
+    cache.createDeltaWatch(NODE, delta({ wildcard: true, known }), (r) => answers.push(r));
+    assert.deepEqual(names(answers[0]), ['b']);
+    assert.deepEqual(answers[0]?.removed, ['gone']);
+    assert.match(answers[0]?.systemVersionInfo ?? '', /^[0-9a-f]{16}$/);
+  });
+
+  void it('parks when nothing differs, unless alwaysRespond; fires on the change that concerns it only', () => {
+    const cache = createSnapshotCache({ logger: silentLogger() });
+    cache.setSnapshot(NODE, base());
+    const known = new Map([['a', testEndpoints('a').version]]);
+    const parked: DeltaWatchResponse[] = [];
+    cache.createDeltaWatch(NODE, delta({ typeUrl: TypeUrl.ClusterLoadAssignment, subscribed: ['a'], known }), (r) => parked.push(r));
+    assert.equal(parked.length, 0);
+    const empty: DeltaWatchResponse[] = [];
+    cache.createDeltaWatch(NODE, delta({ typeUrl: TypeUrl.ClusterLoadAssignment, subscribed: ['a'], known, alwaysRespond: true }), (r) => empty.push(r));
+    assert.deepEqual(names(empty[0]), []);
+    assert.deepEqual(empty[0]?.removed, []);
+    cache.setSnapshot(NODE, snapshot([testCluster('a'), testCluster('b'), testEndpoints('a'), testEndpoints('b', ['127.0.0.9']), testListener('l1'), testRoute('r', 'a')]));
+    assert.equal(parked.length, 0, "b's endpoints changed, a's did not");
+    cache.setSnapshot(NODE, snapshot([testCluster('a'), testCluster('b'), testEndpoints('a', ['127.0.0.8']), testEndpoints('b', ['127.0.0.9']), testListener('l1'), testRoute('r', 'a')]));
+    assert.deepEqual(names(parked[0]), ['a']);
+  });
+
+  void it('forced names are answered although held, and missing forced names are removed; aliases resolve', () => {
+    const cache = createSnapshotCache({ logger: silentLogger() });
+    const aliased = { ...testCluster('uid-1'), aliases: ['net/10.0.0.1'] };
+    cache.setSnapshot(NODE, { resources: resourcesByType([aliased, testCluster('b')]) });
+    const answers: DeltaWatchResponse[] = [];
+    cache.createDeltaWatch(NODE, delta({ subscribed: ['b', 'net/10.0.0.1', 'nope'], forced: ['b', 'net/10.0.0.1', 'nope'], known: new Map([['b', testCluster('b').version]]) }), (r) => answers.push(r));
+    assert.deepEqual(names(answers[0]), ['b', 'uid-1']);
+    assert.deepEqual(answers[0]?.resources[1]?.aliases, ['net/10.0.0.1']);
+    assert.deepEqual(answers[0]?.removed, ['nope']);
+  });
+
+  void it('a watch parked before the node has a snapshot answers its first request when one arrives, even if empty', () => {
+    const cache = createSnapshotCache({ logger: silentLogger() });
+    const answers: DeltaWatchResponse[] = [];
+    cache.createDeltaWatch(NODE, delta({ typeUrl: TypeUrl.Address, wildcard: true, alwaysRespond: true }), (r) => answers.push(r));
+    assert.equal(answers.length, 0);
+    cache.setSnapshot(NODE, base());
+    assert.equal(answers.length, 1);
+    assert.deepEqual(answers[0]?.resources, []);
   });
 });

@@ -6,10 +6,25 @@
  * A snapshot is checked before it is published (every referenced EDS/RDS name exists); setting
  * a snapshot whose resources all have the same versions as the current one fires nothing.
  * Resources are held encoded and shared, so every stream that is sent a resource sends the same
- * bytes. Per-resource versions are kept so that delta xDS can later compute what to add or remove.
+ * bytes. Per-resource versions let delta watches ({@link DeltaConfigWatcher}) compute what a
+ * stream must add or remove: resources whose version differs from what the client holds, held
+ * names that are gone, and names just subscribed (answered even when unchanged, or reported as
+ * removed when they do not exist). Delta subscriptions may name a resource by one of its aliases.
  */
 import type { Logger } from '../../observability/logger.js';
-import { DEPENDENT_TYPE_URL, PUSH_ORDER, WILDCARD_TYPE_URLS, type ConfigWatcher, type ResourcesByType, type VersionedResource, type WatchRequest, type WatchResponse } from '../types.js';
+import {
+  DEPENDENT_TYPE_URL,
+  PUSH_ORDER,
+  WILDCARD_TYPE_URLS,
+  type ConfigWatcher,
+  type DeltaConfigWatcher,
+  type DeltaWatchRequest,
+  type DeltaWatchResponse,
+  type ResourcesByType,
+  type VersionedResource,
+  type WatchRequest,
+  type WatchResponse,
+} from '../types.js';
 import { SnapshotInconsistentError, type SnapshotProblem } from './errors.js';
 import { resourceSetVersion } from './version.js';
 
@@ -31,7 +46,7 @@ export interface SnapshotCacheOptions {
 }
 
 /** The snapshot cache: the producer's side (`setSnapshot`) and the server's side (`createWatch`). */
-export interface SnapshotCache extends ConfigWatcher {
+export interface SnapshotCache extends ConfigWatcher, DeltaConfigWatcher {
   /**
    * Publishes `snapshot` for `nodeId` after the consistency check and answers every parked watch
    * of the node whose version changed. Returns `false` (and fires nothing) when every resource
@@ -46,6 +61,13 @@ export interface SnapshotCache extends ConfigWatcher {
    * watch until `setSnapshot` changes that version. A node without a snapshot parks every watch.
    */
   createWatch(nodeId: string, request: WatchRequest, respond: (response: WatchResponse) => void): () => void;
+  /**
+   * Opens a one-shot delta watch (see {@link DeltaConfigWatcher}). Answers synchronously when the
+   * node has a snapshot and something is to be added, changed or removed for the stream (or
+   * `request.alwaysRespond`); otherwise parks the watch until `setSnapshot` makes a difference. A
+   * node without a snapshot parks every watch. Throws a `TypeError` without a type URL.
+   */
+  createDeltaWatch(nodeId: string, request: DeltaWatchRequest, respond: (response: DeltaWatchResponse) => void): () => void;
   /** Forgets the node's snapshot (watches still open stay parked until a new snapshot is set). */
   clearNode(nodeId: string): void;
   /** Node ids that have a snapshot, sorted. */
@@ -56,10 +78,19 @@ export interface SnapshotCache extends ConfigWatcher {
   watchCount(nodeId?: string): number;
 }
 
-interface Watch {
+interface SotwWatch {
+  kind: 'sotw';
   request: WatchRequest;
   respond: (response: WatchResponse) => void;
 }
+
+interface DeltaWatch {
+  kind: 'delta';
+  request: DeltaWatchRequest;
+  respond: (response: DeltaWatchResponse) => void;
+}
+
+type Watch = SotwWatch | DeltaWatch;
 
 interface NodeState {
   snapshot: NodeSnapshot | undefined;
@@ -73,6 +104,7 @@ interface SortedSet {
 }
 
 const EMPTY: ReadonlyMap<string, VersionedResource> = new Map();
+const NO_ALIASES: ReadonlyMap<string, VersionedResource> = new Map();
 
 function byName(a: VersionedResource, b: VersionedResource): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
@@ -141,6 +173,58 @@ export function createSnapshotCache(opts: SnapshotCacheOptions): SnapshotCache {
     return set;
   }
 
+  // Alias → resource per type map (delta subscriptions may name an alias), built once per map.
+  const aliasIndexes = new WeakMap<ReadonlyMap<string, VersionedResource>, ReadonlyMap<string, VersionedResource>>();
+  function aliasIndex(resources: ReadonlyMap<string, VersionedResource>): ReadonlyMap<string, VersionedResource> {
+    let index = aliasIndexes.get(resources);
+    if (!index) {
+      let built: Map<string, VersionedResource> | undefined;
+      for (const r of resources.values()) {
+        for (const alias of r.aliases ?? []) {
+          built ??= new Map();
+          // A name always wins over an alias; the first resource (in map order) keeps an alias.
+          if (!resources.has(alias) && !built.has(alias)) built.set(alias, r);
+        }
+      }
+      index = built ?? NO_ALIASES;
+      aliasIndexes.set(resources, index);
+    }
+    return index;
+  }
+
+  /**
+   * The delta answer to `request` from `snapshot`, or undefined when there is nothing to say
+   * (and `alwaysRespond` is off). See {@link DeltaWatchRequest} for the rules.
+   */
+  function deltaAnswer(snapshot: NodeSnapshot, request: DeltaWatchRequest): DeltaWatchResponse | undefined {
+    const resources = snapshot.resources.get(request.typeUrl) ?? EMPTY;
+    const aliases = aliasIndex(resources);
+    const resolve = (name: string): VersionedResource | undefined => resources.get(name) ?? aliases.get(name);
+    const send = new Map<string, VersionedResource>();
+    const removed = new Set<string>();
+    const changed = (r: VersionedResource): boolean => request.known.get(r.name) !== r.version;
+    if (request.wildcard) {
+      for (const r of resources.values()) if (changed(r)) send.set(r.name, r);
+    }
+    for (const name of request.subscribed) {
+      const r = resolve(name);
+      if (r && changed(r)) send.set(r.name, r);
+    }
+    for (const name of request.forced) {
+      const r = resolve(name);
+      if (r) send.set(r.name, r);
+      else removed.add(name);
+    }
+    for (const name of request.known.keys()) if (!resources.has(name)) removed.add(name);
+    if (send.size === 0 && removed.size === 0 && !request.alwaysRespond) return undefined;
+    return {
+      typeUrl: request.typeUrl,
+      resources: [...send.values()].sort(byName),
+      removed: [...removed].sort(),
+      systemVersionInfo: fullSet(resources).version,
+    };
+  }
+
   /** The answer to `request` from `snapshot`: the full set (wildcard) or the named subset. */
   function answer(snapshot: NodeSnapshot, request: WatchRequest): WatchResponse {
     const resources = snapshot.resources.get(request.typeUrl) ?? EMPTY;
@@ -181,12 +265,19 @@ export function createSnapshotCache(opts: SnapshotCacheOptions): SnapshotCache {
     if (!state.snapshot && state.watches.size === 0 && nodes.get(nodeId) === state) nodes.delete(nodeId);
   }
 
-  function deliver(nodeId: string, watch: Watch, response: WatchResponse): void {
+  function deliver(nodeId: string, typeUrl: string, call: () => void): void {
     try {
-      watch.respond(response);
+      call();
     } catch (err) {
-      log.error({ err, nodeId, typeUrl: response.typeUrl }, 'xDS watch callback failed');
+      log.error({ err, nodeId, typeUrl }, 'xDS watch callback failed');
     }
+  }
+
+  function park(nodeId: string, state: NodeState, watch: Watch): () => void {
+    state.watches.add(watch);
+    return () => {
+      if (state.watches.delete(watch)) dropIfEmpty(nodeId, state);
+    };
   }
 
   return {
@@ -199,21 +290,31 @@ export function createSnapshotCache(opts: SnapshotCacheOptions): SnapshotCache {
         return false;
       }
       state.snapshot = snapshot;
-      const due: Array<[Watch, WatchResponse]> = [];
+      const due: Array<() => void> = [];
+      const ranks: number[] = [];
       for (const watch of state.watches) {
-        const response = answer(snapshot, watch.request);
-        if (response.versionInfo !== watch.request.versionInfo) due.push([watch, response]);
+        if (watch.kind === 'sotw') {
+          const response = answer(snapshot, watch.request);
+          if (response.versionInfo === watch.request.versionInfo) continue;
+          due.push(() => deliver(nodeId, watch.request.typeUrl, () => watch.respond(response)));
+        } else {
+          // alwaysRespond is only still set on a watch parked before the node had a snapshot.
+          const response = deltaAnswer(snapshot, watch.request);
+          if (!response) continue;
+          due.push(() => deliver(nodeId, watch.request.typeUrl, () => watch.respond(response)));
+        }
+        ranks.push(pushRank(watch.request.typeUrl));
+        state.watches.delete(watch);
       }
-      due.sort(([a], [b]) => pushRank(a.request.typeUrl) - pushRank(b.request.typeUrl));
-      for (const [watch] of due) state.watches.delete(watch);
+      const order = due.map((_, i) => i).sort((a, b) => (ranks[a] as number) - (ranks[b] as number));
       log.debug({ nodeId, types: snapshot.resources.size, watchesAnswered: due.length }, 'snapshot published');
-      for (const [watch, response] of due) deliver(nodeId, watch, response);
+      for (const i of order) (due[i] as () => void)();
       return true;
     },
 
     createWatch(nodeId, request, respond) {
       if (typeof request.typeUrl !== 'string' || request.typeUrl === '') throw new TypeError('createWatch: typeUrl is required');
-      const watch: Watch = { request: { typeUrl: request.typeUrl, resourceNames: [...request.resourceNames], versionInfo: request.versionInfo }, respond };
+      const watch: SotwWatch = { kind: 'sotw', request: { typeUrl: request.typeUrl, resourceNames: [...request.resourceNames], versionInfo: request.versionInfo }, respond };
       const state = stateOf(nodeId);
       if (state.snapshot) {
         const response = answer(state.snapshot, watch.request);
@@ -223,10 +324,29 @@ export function createSnapshotCache(opts: SnapshotCacheOptions): SnapshotCache {
           return () => {};
         }
       }
-      state.watches.add(watch);
-      return () => {
-        if (state.watches.delete(watch)) dropIfEmpty(nodeId, state);
+      return park(nodeId, state, watch);
+    },
+    createDeltaWatch(nodeId, request, respond) {
+      if (typeof request.typeUrl !== 'string' || request.typeUrl === '') throw new TypeError('createDeltaWatch: typeUrl is required');
+      // The stream keeps mutating its own state: the watch holds a copy.
+      const copy: DeltaWatchRequest = {
+        typeUrl: request.typeUrl,
+        wildcard: request.wildcard,
+        subscribed: [...request.subscribed],
+        known: new Map(request.known),
+        forced: [...request.forced],
+        alwaysRespond: request.alwaysRespond,
       };
+      const state = stateOf(nodeId);
+      if (state.snapshot) {
+        const response = deltaAnswer(state.snapshot, copy);
+        if (response) {
+          dropIfEmpty(nodeId, state);
+          respond(response);
+          return () => {};
+        }
+      }
+      return park(nodeId, state, { kind: 'delta', request: copy, respond });
     },
 
     clearNode(nodeId) {

@@ -53,7 +53,7 @@ const ENVOY_FILES = [
 ];
 
 /** Skiff's own proto files, relative to this folder. */
-const OWN_FILES = ['istio/ca.proto'];
+const OWN_FILES = ['istio/ca.proto', 'skiff/registration.proto', 'istio/workload.proto', 'istio/security.proto'];
 
 function includeDirs(): string[] {
   const xdsPkg = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
@@ -82,11 +82,38 @@ function ownProtoDir(): string {
 let cached: protobuf.Root | undefined;
 
 /**
+ * Name of the single-executable-application asset holding a pre-built descriptor of everything
+ * {@link protoRoot} loads (protobufjs JSON, `Root.toJSON()`). The single-file agent binary
+ * (scripts/build-agent-binary.mjs) embeds it because it has no node_modules to read Envoy's
+ * `.proto` files from.
+ */
+export const PROTO_DESCRIPTOR_ASSET = 'skiff-protos.json';
+
+/** The embedded descriptor when running as a Node single executable application, else undefined. */
+function seaDescriptor(): protobuf.INamespace | undefined {
+  let sea: typeof import('node:sea');
+  try {
+    sea = require('node:sea') as typeof import('node:sea');
+  } catch {
+    return undefined; // Node.js without node:sea (before 20.12)
+  }
+  if (!sea.isSea()) return undefined;
+  return JSON.parse(sea.getAsset(PROTO_DESCRIPTOR_ASSET, 'utf8')) as protobuf.INamespace;
+}
+
+/**
  * Returns the protobuf root with Envoy's and Skiff's definitions, parsed once per process
- * (~120 ms). The root is never mutated after loading.
+ * (~120 ms). The root is never mutated after loading. Inside a single executable application the
+ * definitions come from its {@link PROTO_DESCRIPTOR_ASSET} instead of `.proto` files.
  */
 export function protoRoot(): protobuf.Root {
   if (cached) return cached;
+  const prebuilt = seaDescriptor();
+  if (prebuilt) {
+    cached = protobuf.Root.fromJSON(prebuilt);
+    cached.resolveAll();
+    return cached;
+  }
   const dirs = includeDirs();
   const root = new protobuf.Root();
   root.resolvePath = (_origin: string, target: string): string => {

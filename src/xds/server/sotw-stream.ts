@@ -27,119 +27,24 @@
  *   rejected). Its own request for them, sent before it has seen that EDS response, carries an
  *   older nonce and is ignored as stale.
  */
-import { randomBytes } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
-import type { Logger } from '../../observability/logger.js';
-import type { ControlPlaneMetrics } from '../../observability/metrics.js';
-import { TypeUrl, typeNameOf } from '../protos/loader.js';
+import { TypeUrl } from '../protos/loader.js';
 import { PUSH_ORDER, WILDCARD_TYPE_URLS, type ConfigWatcher, type WatchResponse, type XdsNode } from '../types.js';
-import type { DiscoveryRequestMessage, DiscoveryResponseMessage, IncomingRequest } from './messages.js';
+import type { DiscoveryRequestMessage, DiscoveryResponseMessage } from './messages.js';
+import { AdsStreamBase, typeLabel, type NackInfo, type StreamOptions, type StreamSink as BaseSink, type StreamTypeInfo } from './stream-base.js';
 
-/** What the client said when it rejected a response (a NACK). */
-export interface NackInfo {
-  /** Nonce of the rejected response. */
-  nonce: string;
-  /** Version of the rejected response. */
-  rejectedVersion: string;
-  /** The version the client keeps using (`version_info` of the NACK). */
-  versionInfo: string;
-  /** `error_detail.code` (a google.rpc.Code) and `error_detail.message`. */
-  code: number;
-  message: string;
-}
+export { typeLabel, type AuthorizeResult, type NackInfo, type StreamHooks, type StreamInfo, type StreamMetrics, type StreamTypeInfo } from './stream-base.js';
 
-/** Debug view of one type on one stream. */
-export interface StreamTypeInfo {
-  typeUrl: string;
-  /** The names the client subscribes to (empty with `wildcard`: everything). */
-  resourceNames: string[];
-  wildcard: boolean;
-  /** Version of the latest response sent, and its nonce. */
-  lastSentVersion?: string;
-  lastNonce?: string;
-  /** Version of the latest ACK. */
-  ackedVersion?: string;
-  /** Latest NACK, if the client rejected something on this stream. */
-  lastNack?: NackInfo;
-  /** A response is waiting to be sent (make-before-break ordering). */
-  pending: boolean;
-}
-
-/** Debug view of one ADS stream. */
-export interface StreamInfo {
-  /** Unique within one server instance. */
-  id: number;
-  /** The peer address as grpc-js reports it. */
-  peer: string;
-  /** The node from the first request (set before authorization completes). */
-  node: XdsNode | undefined;
-  /** True once `authorize` accepted the stream. */
-  authorized: boolean;
-  /** When the stream was opened, milliseconds since the epoch. */
-  openedAt: number;
-  types: StreamTypeInfo[];
-}
-
-/** The answer of an `authorize` hook. */
-export type AuthorizeResult = { ok: true } | { ok: false; code: Status; message: string };
-
-/** Callbacks the server's owner passes in (all optional). */
-export interface StreamHooks<Call> {
-  /** Decides whether the node may use the stream; called once, on the first request. */
-  authorize?: (node: XdsNode, call: Call) => Promise<AuthorizeResult>;
-  /** Awaited after authorization and before the first watch opens (compute the snapshot here). */
-  onStreamOpen?: (node: XdsNode, stream: StreamInfo) => void | Promise<void>;
-  /** Called once per stream that was opened, after it closed. */
-  onStreamClose?: (node: XdsNode, stream: StreamInfo) => void | Promise<void>;
-  onAck?: (node: XdsNode, typeUrl: string, versionInfo: string) => void;
-  onNack?: (node: XdsNode, typeUrl: string, nack: NackInfo) => void;
-}
-
-/** Where a stream writes: responses, and the final status. */
-export interface StreamSink {
-  send(response: DiscoveryResponseMessage): void;
-  /** Ends the RPC with `code` (OK ends it cleanly). Called at most once. */
-  close(code: Status, message: string): void;
-}
-
-/** The metrics a stream updates. */
-export type StreamMetrics = Pick<ControlPlaneMetrics, 'xdsPushes' | 'xdsAcks' | 'xdsRejects' | 'xdsConnections'>;
+/** Where a SotW stream writes: responses, and the final status. */
+export type StreamSink = BaseSink<DiscoveryResponseMessage>;
 
 /** Everything a {@link SotwStream} needs. */
-export interface SotwStreamOptions<Call> {
-  id: number;
-  peer: string;
-  call: Call;
+export interface SotwStreamOptions<Call> extends StreamOptions<Call, DiscoveryResponseMessage> {
   cache: ConfigWatcher;
-  logger: Logger;
-  metrics: StreamMetrics;
-  hooks: StreamHooks<Call>;
-  sink: StreamSink;
-  /** Called once when the stream has closed, whatever the reason. */
-  onClosed: (stream: SotwStream<Call>) => void;
-}
-
-const SHORT_TYPE_LABELS: ReadonlyMap<string, string> = new Map([
-  [TypeUrl.Listener, 'lds'],
-  [TypeUrl.RouteConfiguration, 'rds'],
-  [TypeUrl.Cluster, 'cds'],
-  [TypeUrl.ClusterLoadAssignment, 'eds'],
-  [TypeUrl.Secret, 'sds'],
-]);
-
-/**
- * The `type` label of the xDS metrics: `lds`, `rds`, `cds`, `eds`, `sds` (as Istio's pilot
- * metrics), otherwise the message name of the type URL (`istio.workload.Address`).
- */
-export function typeLabel(typeUrl: string): string {
-  return SHORT_TYPE_LABELS.get(typeUrl) ?? typeNameOf(typeUrl);
 }
 
 /** Types held back after a CDS response until the client has answered it. */
 const GATED_BY_CDS: ReadonlySet<string> = new Set<string>([TypeUrl.Listener, TypeUrl.RouteConfiguration]);
-
-/** Longest NACK message put in a log line. */
-const MAX_LOGGED_ERROR = 2000;
 
 interface TypeState {
   typeUrl: string;
@@ -176,58 +81,19 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
 }
 
 /** The protocol state of one SotW ADS stream (see the module comment for the rules). */
-export class SotwStream<Call> {
-  readonly id: number;
-  readonly peer: string;
-  readonly openedAt = Date.now();
-  private node: XdsNode | undefined;
-  private authorized = false;
-  private closed = false;
-  /** Set when `onStreamOpen` has been called; settles when it finished. */
-  private opening: Promise<void> | undefined;
+export class SotwStream<Call> extends AdsStreamBase<Call, DiscoveryRequestMessage, DiscoveryResponseMessage> {
   private readonly types = new Map<string, TypeState>();
-  private readonly queue: IncomingRequest[] = [];
-  private draining = false;
   private flushScheduled = false;
-  private nonceCounter = 0;
-  private readonly noncePrefix = randomBytes(4).toString('hex');
   /** Nonce of the CDS response LDS and RDS wait behind, until the client answers it. */
   private cdsGate: string | undefined;
-  private readonly log: Logger;
+  private readonly cache: ConfigWatcher;
 
-  constructor(private readonly opts: SotwStreamOptions<Call>) {
-    this.id = opts.id;
-    this.peer = opts.peer;
-    this.log = opts.logger.child({ stream: opts.id });
+  constructor(opts: SotwStreamOptions<Call>) {
+    super(opts, 'sotw', 'DiscoveryRequest');
+    this.cache = opts.cache;
   }
 
-  /** Whether the stream has ended. */
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
-  /** Queues a request from the client; requests are handled strictly in arrival order. */
-  receive(incoming: IncomingRequest): void {
-    if (this.closed) return;
-    this.queue.push(incoming);
-    if (!this.draining) void this.drain();
-  }
-
-  /** Ends the stream with `code` and `message` (sent to the client) and releases its watches. */
-  fail(code: Status, message: string): void {
-    if (this.closed) return;
-    this.release();
-    this.opts.sink.close(code, message);
-  }
-
-  /** The client went away (cancel, half-close or transport error): release everything. */
-  shutdown(): void {
-    if (this.closed) return;
-    this.release();
-  }
-
-  /** A snapshot of the stream's state for debug views and `closeStreams` predicates. */
-  info(): StreamInfo {
+  protected typeInfos(): StreamTypeInfo[] {
     const types: StreamTypeInfo[] = [];
     for (const st of this.types.values()) {
       const t: StreamTypeInfo = {
@@ -242,85 +108,10 @@ export class SotwStream<Call> {
       if (st.lastNack !== undefined) t.lastNack = st.lastNack;
       types.push(t);
     }
-    return { id: this.id, peer: this.peer, node: this.node, authorized: this.authorized, openedAt: this.openedAt, types };
+    return types;
   }
 
-  private async drain(): Promise<void> {
-    this.draining = true;
-    try {
-      while (!this.closed && this.queue.length > 0) {
-        const incoming = this.queue.shift() as IncomingRequest;
-        if (!incoming.ok) {
-          this.log.warn({ peer: this.peer, error: incoming.error }, 'malformed DiscoveryRequest; closing the stream');
-          this.fail(Status.INVALID_ARGUMENT, `malformed DiscoveryRequest: ${incoming.error}`);
-          return;
-        }
-        const request = incoming.request;
-        if (!this.node) {
-          await this.start(request);
-          if (this.closed) return;
-        } else if (request.node && request.node.id !== '' && request.node.id !== this.node.id) {
-          this.fail(Status.INVALID_ARGUMENT, `node id changed on the stream from "${this.node.id}" to "${request.node.id}"`);
-          return;
-        }
-        this.handle(request);
-      }
-    } catch (err) {
-      this.log.error({ err }, 'xDS stream failed');
-      this.fail(Status.INTERNAL, 'internal error in the xDS server');
-    } finally {
-      this.draining = false;
-    }
-  }
-
-  /** First request: check the node, authorize, let the owner prepare the node's snapshot. */
-  private async start(request: DiscoveryRequestMessage): Promise<void> {
-    const node = request.node;
-    if (!node || node.id === '') {
-      this.log.warn({ peer: this.peer }, 'first DiscoveryRequest without node id; refusing the stream');
-      this.fail(Status.INVALID_ARGUMENT, 'the first DiscoveryRequest on a stream must carry node with a non-empty id');
-      return;
-    }
-    this.node = node;
-    const { authorize, onStreamOpen } = this.opts.hooks;
-    if (authorize) {
-      let verdict: AuthorizeResult;
-      try {
-        verdict = await authorize(node, this.opts.call);
-      } catch (err) {
-        this.log.error({ err, node: node.id, peer: this.peer }, 'xDS authorization failed with an error');
-        this.fail(Status.UNAVAILABLE, 'authorization could not be completed');
-        return;
-      }
-      if (this.closed) return;
-      if (!verdict.ok) {
-        this.log.warn({ node: node.id, peer: this.peer, code: verdict.code, reason: verdict.message }, 'xDS stream refused');
-        this.fail(verdict.code, verdict.message);
-        return;
-      }
-    }
-    if (this.closed) return;
-    this.authorized = true;
-    this.opts.metrics.xdsConnections.inc({ kind: 'sotw' });
-    this.log.info({ node: node.id, peer: this.peer, userAgent: node.userAgentName, userAgentVersion: node.userAgentVersion }, 'xDS stream opened');
-    if (onStreamOpen) {
-      const info = this.info();
-      this.opening = Promise.resolve()
-        .then(() => onStreamOpen(node, info))
-        .then(
-          () => undefined,
-          (err: unknown) => {
-            this.log.error({ err, node: node.id }, 'preparing the configuration of a new xDS stream failed');
-            this.fail(Status.UNAVAILABLE, 'the control plane could not prepare configuration for this node');
-          },
-        );
-      await this.opening;
-    } else {
-      this.opening = Promise.resolve();
-    }
-  }
-
-  private handle(request: DiscoveryRequestMessage): void {
+  protected handle(request: DiscoveryRequestMessage): void {
     const typeUrl = request.typeUrl;
     if (typeUrl === '') {
       this.fail(Status.INVALID_ARGUMENT, 'DiscoveryRequest.type_url is required on an aggregated (ADS) stream');
@@ -402,14 +193,7 @@ export class SotwStream<Call> {
 
   private onAck(st: TypeState, request: DiscoveryRequestMessage): void {
     st.ackedVersion = request.versionInfo;
-    this.opts.metrics.xdsAcks.inc({ type: typeLabel(st.typeUrl) });
-    this.log.debug({ type: typeLabel(st.typeUrl), version: request.versionInfo, nonce: request.responseNonce }, 'xDS ACK');
-    const node = this.node as XdsNode;
-    try {
-      this.opts.hooks.onAck?.(node, st.typeUrl, request.versionInfo);
-    } catch (err) {
-      this.log.error({ err }, 'onAck hook failed');
-    }
+    this.ackReceived(st.typeUrl, request.versionInfo, request.responseNonce);
   }
 
   private onNack(st: TypeState, request: DiscoveryRequestMessage, nonce: string): void {
@@ -422,25 +206,7 @@ export class SotwStream<Call> {
       message: detail.message,
     };
     st.lastNack = nack;
-    this.opts.metrics.xdsRejects.inc({ type: typeLabel(st.typeUrl) });
-    const node = this.node as XdsNode;
-    this.log.warn(
-      {
-        node: node.id,
-        type: st.typeUrl,
-        nonce,
-        rejectedVersion: nack.rejectedVersion,
-        clientVersion: nack.versionInfo,
-        code: nack.code,
-        error: nack.message.length > MAX_LOGGED_ERROR ? `${nack.message.slice(0, MAX_LOGGED_ERROR)}...` : nack.message,
-      },
-      'xDS NACK: the proxy rejected the configuration',
-    );
-    try {
-      this.opts.hooks.onNack?.(node, st.typeUrl, nack);
-    } catch (err) {
-      this.log.error({ err }, 'onNack hook failed');
-    }
+    this.nackReceived(st.typeUrl, nack);
   }
 
   private dropWatch(st: TypeState): void {
@@ -457,7 +223,7 @@ export class SotwStream<Call> {
     st.watchVersion = version;
     st.watchNames = names;
     const node = this.node as XdsNode;
-    const cancel = this.opts.cache.createWatch(node.id, { typeUrl: st.typeUrl, resourceNames: names, versionInfo: version }, (response) => {
+    const cancel = this.cache.createWatch(node.id, { typeUrl: st.typeUrl, resourceNames: names, versionInfo: version }, (response) => {
       if (this.closed || st.watchSeq !== seq) return;
       st.cancelWatch = undefined;
       st.watchSeq++; // a watch answers once
@@ -519,7 +285,7 @@ export class SotwStream<Call> {
   }
 
   private send(st: TypeState, response: WatchResponse): void {
-    const nonce = `${this.noncePrefix}-${++this.nonceCounter}`;
+    const nonce = this.nextNonce();
     st.pending = undefined;
     st.lastNonce = nonce;
     st.replied = false;
@@ -551,25 +317,12 @@ export class SotwStream<Call> {
     this.openWatch(eds, rejected ? (eds.lastSentVersion ?? '') : '', [...names].sort());
   }
 
-  private release(): void {
-    this.closed = true;
-    this.queue.length = 0;
+  protected releaseWatches(): void {
     for (const st of this.types.values()) {
       const cancel = st.cancelWatch;
       st.cancelWatch = undefined;
       st.pending = undefined;
       cancel?.();
     }
-    if (this.authorized) this.opts.metrics.xdsConnections.dec({ kind: 'sotw' });
-    this.log.info({ node: this.node?.id, peer: this.peer }, 'xDS stream closed');
-    const node = this.node;
-    const onStreamClose = this.opts.hooks.onStreamClose;
-    if (node && this.opening && onStreamClose) {
-      const info = this.info();
-      void this.opening
-        .then(() => onStreamClose(node, info))
-        .catch((err: unknown) => this.log.error({ err }, 'onStreamClose hook failed'));
-    }
-    this.opts.onClosed(this);
   }
 }

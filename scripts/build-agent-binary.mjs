@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+// Builds the single-file agent binary dist/skiff-agent-linux-x64 with Node.js's single executable
+// application (SEA) support, so a VM runs `skiff agent` without a Node.js install:
+//
+//   1. esbuild bundles scripts/agent-binary-main.ts (the `agent` and `version` commands) and
+//      everything it imports into one CommonJS file (a SEA's main script must be CommonJS and may
+//      only require Node's built-in modules). `import.meta.url` does not exist in CommonJS: it is
+//      replaced by the file URL of the running file (the executable itself inside a SEA).
+//   2. The protobuf definitions, which the npm package reads from .proto files in node_modules,
+//      are written as one JSON descriptor and embedded as the SEA asset `skiff-protos.json`
+//      (src/xds/protos/loader.ts reads it when running inside a SEA).
+//   3. `node --experimental-sea-config` turns bundle + asset into a preparation blob, which
+//      postject injects into a copy of this Node.js binary (the NODE_SEA_BLOB resource, with the
+//      SEA fuse flipped).
+//
+// Usage: node scripts/build-agent-binary.mjs [--out dist/skiff-agent-linux-x64] [--version 0.1.0]
+// (--version stamps another version into the binary; the rollout test upgrades with it).
+// The agent must not pull in the control plane's native module (better-sqlite3): the build fails
+// if any bundled file comes from it.
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const POSTJECT = 'postject@1.0.0-alpha.6';
+// The sentinel Node.js builds into its binary to tell whether a SEA blob was injected (Node.js
+// docs, "Single executable applications": `--sentinel-fuse NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2`).
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+const PROTO_ASSET = 'skiff-protos.json';
+
+const { values: args } = parseArgs({
+  options: {
+    out: { type: 'string', default: path.join(root, 'dist', `skiff-agent-${process.platform}-${process.arch}`) },
+    version: { type: 'string' },
+  },
+});
+if (process.platform !== 'linux' || process.arch !== 'x64') {
+  console.error(`build-agent-binary: this builds for the machine it runs on; expected linux-x64, this is ${process.platform}-${process.arch}`);
+  process.exit(1);
+}
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 12)) {
+  console.error(`build-agent-binary: needs Node.js >= 20.12 (SEA assets); this is ${process.version}`);
+  process.exit(1);
+}
+
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+const version = args.version ?? pkg.version;
+const out = path.resolve(args.out);
+const work = fs.mkdtempSync(path.join(path.dirname(out), '.agent-binary-'));
+fs.mkdirSync(path.dirname(out), { recursive: true });
+
+function step(what) {
+  console.log(`build-agent-binary: ${what}`);
+}
+
+/**
+ * Source substitutions for the bundle: both version lookups walk up from the module's file to
+ * package.json, which a single executable does not have. Each must match exactly once, so a
+ * change in those files fails the build instead of silently shipping "dev".
+ */
+const SUBSTITUTIONS = [
+  {
+    file: path.join(root, 'src', 'cli', 'version.ts'),
+    from: /export function skiffVersion\(\): string \{/,
+    to: `export function skiffVersion(): string {\n  return ${JSON.stringify(version)};`,
+  },
+  {
+    file: path.join(root, 'agents', 'bootstrap.ts'),
+    from: /let cachedVersion: string \| undefined;/,
+    to: `let cachedVersion: string | undefined = ${JSON.stringify(version)};`,
+  },
+];
+
+const substitute = {
+  name: 'skiff-sea-substitutions',
+  setup(build) {
+    for (const sub of SUBSTITUTIONS) {
+      const filter = new RegExp(`^${sub.file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`);
+      build.onLoad({ filter }, async () => {
+        const text = await fs.promises.readFile(sub.file, 'utf8');
+        const hits = text.match(new RegExp(sub.from.source, 'g'))?.length ?? 0;
+        if (hits !== 1) throw new Error(`${path.relative(root, sub.file)}: expected one match of ${sub.from}, found ${hits}; update scripts/build-agent-binary.mjs`);
+        return { contents: text.replace(sub.from, sub.to), loader: 'ts' };
+      });
+    }
+  },
+};
+
+try {
+  // 1. Bundle.
+  step(`bundling scripts/agent-binary-main.ts (version ${version})`);
+  const esbuild = await import('esbuild');
+  const bundle = path.join(work, 'skiff-agent.cjs');
+  const result = await esbuild.build({
+    entryPoints: [path.join(root, 'scripts', 'agent-binary-main.ts')],
+    outfile: bundle,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    metafile: true,
+    logLevel: 'warning',
+    define: { 'import.meta.url': '__skiffModuleUrl' },
+    banner: { js: 'var __skiffModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+    plugins: [substitute],
+  });
+  const inputs = Object.keys(result.metafile.inputs);
+  const native = inputs.filter((f) => /better-sqlite3|bindings|\.node$/.test(f));
+  if (native.length > 0) throw new Error(`the agent bundle must not contain native modules, found: ${native.join(', ')}`);
+  const store = inputs.filter((f) => f.startsWith('src/store/'));
+  if (store.length > 0) throw new Error(`the agent bundle must not contain the control plane's store, found: ${store.join(', ')}`);
+
+  // 2. Protobuf descriptor.
+  step('writing the protobuf descriptor asset');
+  const descriptor = path.join(work, PROTO_ASSET);
+  const gen = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      `import fs from 'node:fs';
+       import protobuf from 'protobufjs';
+       import { protoRoot } from './src/xds/protos/loader.ts';
+       const json = JSON.stringify(protoRoot().toJSON());
+       // Root.fromJSON drops enum value options (annotations only); everything else must survive.
+       const noValueOptions = JSON.stringify(JSON.parse(json, (k, v) => (k === 'valuesOptions' ? undefined : v)));
+       const again = JSON.stringify(protobuf.Root.fromJSON(JSON.parse(json)).toJSON());
+       if (again !== noValueOptions) throw new Error('the descriptor does not round-trip through Root.fromJSON');
+       fs.writeFileSync(${JSON.stringify(descriptor)}, json);`,
+    ],
+    { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  if (gen.status !== 0) throw new Error('could not write the protobuf descriptor');
+
+  // 3. SEA blob, injected into a copy of this Node.js binary.
+  step('preparing the SEA blob');
+  const blob = path.join(work, 'sea-prep.blob');
+  const seaConfig = path.join(work, 'sea-config.json');
+  fs.writeFileSync(
+    seaConfig,
+    JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, assets: { [PROTO_ASSET]: descriptor } }, null, 2),
+  );
+  execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });
+  const tmpBinary = path.join(work, path.basename(out));
+  fs.copyFileSync(process.execPath, tmpBinary);
+  fs.chmodSync(tmpBinary, 0o755);
+  step(`injecting with ${POSTJECT}`);
+  const npx = spawnSync('npx', ['--yes', POSTJECT, tmpBinary, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], { stdio: ['ignore', 'pipe', 'inherit'] });
+  if (npx.status !== 0) throw new Error(`postject failed (exit ${npx.status})`);
+
+  // Smoke test before replacing the previous binary.
+  const said = execFileSync(tmpBinary, ['version'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } }).trim();
+  if (said !== `skiff ${version}`) throw new Error(`the binary printed "${said}" for "version", expected "skiff ${version}"`);
+  fs.renameSync(tmpBinary, out);
+  const size = fs.statSync(out).size;
+  step(`${path.relative(process.cwd(), out) || out}: ${(size / 1024 / 1024).toFixed(1)} MiB, ${said}, Node.js ${process.version}`);
+} catch (err) {
+  console.error(`build-agent-binary: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+} finally {
+  fs.rmSync(work, { recursive: true, force: true });
+}

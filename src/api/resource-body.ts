@@ -1,0 +1,132 @@
+/**
+ * Reading resources from a request body: multi-document YAML or JSON, parsed and validated exactly
+ * as the file source does (`parseResources` + `validateResourceSet`), with every error carrying
+ * its JSON path and body line. Also the wire form of stored objects and conflict checks against
+ * the other registry sources.
+ */
+import { parseAllDocuments } from 'yaml';
+import { formatIssue } from '../resources/issues.js';
+import { parseResources } from '../resources/parse.js';
+import { resourceKey, type MeshResource, type ResourceIssue } from '../resources/types.js';
+import { validateResourceSet } from '../resources/validate.js';
+import type { MeshSnapshot } from '../registry/types.js';
+import { ApiError, conflict, type FieldError } from './errors.js';
+
+/** The `file` of issues found in a request body. */
+export const REQUEST_BODY = 'request body';
+
+/** Media types a resource body may have (or none). */
+const RESOURCE_MEDIA_TYPES = /^(application\/(json|yaml|x-yaml|merge-patch\+json)|text\/(yaml|x-yaml|plain))(\s*;.*)?$/i;
+
+/** Throws 415 unless `contentType` is YAML, JSON, plain text or absent. */
+export function checkResourceMediaType(contentType: string | undefined): void {
+  if (contentType === undefined || contentType.trim() === '') return;
+  if (!RESOURCE_MEDIA_TYPES.test(contentType.trim())) {
+    throw new ApiError(415, 'unsupported-media-type', `content-type ${contentType} is not accepted: send application/yaml or application/json`);
+  }
+}
+
+function fieldErrors(issues: readonly ResourceIssue[]): FieldError[] {
+  return issues.map((i) => ({ path: i.path, message: i.message, ...(i.line > 0 ? { line: i.line } : {}) }));
+}
+
+/** Resources of a body and the warnings found while parsing them. */
+export interface ParsedBody {
+  resources: MeshResource[];
+  warnings: ResourceIssue[];
+  locate: ReturnType<typeof parseResources>['locate'];
+}
+
+/**
+ * Parses a body into resources (origin `api`). Throws a 400 `invalid-resources` {@link ApiError}
+ * listing every error (bad YAML, unknown kind, schema errors with path and line, a resource
+ * defined twice), or for a body without any resource.
+ */
+export function parseResourceBody(text: string): ParsedBody {
+  const parsed = parseResources(text, REQUEST_BODY, { source: 'api' });
+  const set = validateResourceSet(parsed.resources, parsed.locate);
+  const errors = [...parsed.errors, ...set.errors];
+  if (errors.length > 0) {
+    const detail = errors.length === 1 ? formatIssue(errors[0]!) : `${errors.length} errors in the request body; see errors`;
+    throw new ApiError(400, 'invalid-resources', detail, fieldErrors(errors));
+  }
+  if (parsed.resources.length === 0) throw new ApiError(400, 'invalid-resources', 'the request body holds no resource');
+  return { resources: parsed.resources, warnings: parsed.warnings, locate: parsed.locate };
+}
+
+/** True when the body's first document sets `metadata.namespace`. */
+export function declaresNamespace(text: string): boolean {
+  const doc = parseAllDocuments(text);
+  const first = Array.isArray(doc) ? doc[0] : undefined;
+  const value = first?.getIn(['metadata', 'namespace']);
+  return value !== undefined && value !== null;
+}
+
+/**
+ * Set-level warnings about `incoming` as part of the whole mesh: the registry's resources with the
+ * incoming ones replacing theirs (a ServiceEntry selecting no workload, a Sidecar egress host
+ * naming no service...). Only warnings about the incoming resources are returned, and only the
+ * registry resources those checks look at are passed along (WorkloadEntries in the namespaces of
+ * incoming ServiceEntries; ServiceEntries and Sidecars when Sidecars come in), so a write costs
+ * what it touches, not the size of the mesh.
+ */
+export function meshWarnings(incoming: ParsedBody, snapshot: MeshSnapshot): ResourceIssue[] {
+  const keys = new Set(incoming.resources.map(resourceKey));
+  const seNamespaces = new Set(incoming.resources.filter((r) => r.kind === 'ServiceEntry').map((r) => r.metadata.namespace));
+  const sidecarNamespaces = new Set(incoming.resources.filter((r) => r.kind === 'Sidecar').map((r) => r.metadata.namespace));
+  const context: MeshResource[] = [];
+  for (const ns of seNamespaces) context.push(...(snapshot.workloadsByNamespace.get(ns) ?? []));
+  if (sidecarNamespaces.size > 0) {
+    context.push(...snapshot.serviceEntries);
+    for (const ns of sidecarNamespaces) context.push(...(snapshot.sidecarsByNamespace.get(ns) ?? []));
+  }
+  const merged = [...context.filter((r) => !keys.has(resourceKey(r))), ...incoming.resources];
+  const { warnings } = validateResourceSet(merged, incoming.locate);
+  return [...incoming.warnings, ...warnings.filter((w) => w.file === REQUEST_BODY)];
+}
+
+/** Warnings as field errors (path, message, line). */
+export function warningList(warnings: readonly ResourceIssue[]): FieldError[] {
+  return fieldErrors(warnings);
+}
+
+/** `Warning` header values (RFC 7234 §5.5 form Kubernetes uses: `299 - "text"`). */
+export function warningHeaders(warnings: readonly ResourceIssue[]): string[] {
+  return warnings.slice(0, 20).map((w) => `299 - ${JSON.stringify(formatIssue(w).replace(/[^\x20-\x7e]/g, '?'))}`);
+}
+
+/** Where a resource of another source is defined, for messages. */
+function describeOrigin(r: MeshResource): string {
+  const o = r.origin;
+  if (!o) return 'another source';
+  if (o.file) return `the ${o.source} source (${o.line ? `${o.file}:${o.line}` : o.file})`;
+  return `the ${o.source} source`;
+}
+
+/**
+ * Throws 409 when a key is already defined by a source other than the store (files, Consul):
+ * that source would win in the registry, so the API write could never take effect.
+ */
+export function checkNotOwnedElsewhere(snapshot: MeshSnapshot, keys: Iterable<string>): void {
+  for (const key of keys) {
+    const existing = snapshot.byKey.get(key);
+    const source = existing?.origin?.source;
+    if (existing && source !== undefined && source !== 'api' && source !== 'auto-registration') {
+      throw conflict(`${key} is defined by ${describeOrigin(existing)}; change it there (the API manages only resources it created)`);
+    }
+  }
+}
+
+/** A hint for a 404 when the object exists in another source. */
+export function elsewhereHint(snapshot: MeshSnapshot, key: string): string {
+  const existing = snapshot.byKey.get(key);
+  const source = existing?.origin?.source;
+  if (!existing || source === 'api' || source === 'auto-registration') return '';
+  return ` (it is defined by ${describeOrigin(existing)}; GET /v1/workloads and /v1/services show every source)`;
+}
+
+/** The wire form of a stored object: no `origin` (not part of the resource shape). */
+export function wireForm(r: MeshResource): MeshResource {
+  const { origin: _origin, ...rest } = r;
+  return rest;
+}
