@@ -7,7 +7,7 @@
 import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
 import { spiffeId as makeSpiffeId } from '../identity/spiffe.js';
 import { endpointsOfService } from '../registry/endpoints.js';
-import type { MeshResource, WorkloadEntry } from '../resources/types.js';
+import { isHealthy, type MeshResource, type WorkloadEntry } from '../resources/types.js';
 import { visibleNamespaces, type ApiEnv } from './auth.js';
 import type { ApiDeps, WorkloadHealth } from './deps.js';
 import { problems, SECURITY } from './openapi-common.js';
@@ -66,7 +66,8 @@ function spiffeIdOf(trustDomain: string | undefined, we: WorkloadEntry): { spiff
 
 /** Registers the two views on `app`. */
 export function registerViewRoutes(app: OpenAPIHono<ApiEnv>, deps: ApiDeps): void {
-  const health = deps.health ?? ((): WorkloadHealth => 'healthy');
+  // Istio's WorkloadEntry health condition (agents' probes, Consul checks): False → unhealthy.
+  const health = deps.health ?? ((we: WorkloadEntry): WorkloadHealth => (isHealthy(we) ? 'healthy' : 'unhealthy'));
   const trustDomain = deps.mtls?.trustDomain;
   const inScope = (namespaces: readonly string[] | undefined, ns: string) => namespaces === undefined || namespaces.includes(ns);
 

@@ -378,6 +378,19 @@ spec:
       const scoped = ok<{ items: { namespace: string }[] }>(await h.request('GET', '/v1/workloads', { token: shopToken }));
       assert.ok(scoped.items.every((w) => w.namespace === 'shop'));
     });
+
+    it("report a workload whose Healthy condition is False as unhealthy, in both views", async () => {
+      h.registry.setStatusOverlay('test-health', new Map([['WorkloadEntry/shop/view-api', [{ type: 'Healthy', status: 'False' as const, reason: 'ProbeFailed' }]]]));
+      h.flush();
+      const workloads = ok<{ items: { name: string; health: string }[] }>(await h.request('GET', '/v1/workloads?namespace=shop'));
+      assert.equal(workloads.items.find((w) => w.name === 'view-api')?.health, 'unhealthy');
+      assert.equal(workloads.items.find((w) => w.name === 'from-file')?.health, 'healthy');
+      const services = ok<{ items: { name: string; endpoints: { workload?: string; health: string }[] }[] }>(await h.request('GET', '/v1/services?namespace=shop'));
+      const ep = services.items.find((s) => s.name === 'view-web')?.endpoints.find((e) => e.workload === 'shop/view-api');
+      assert.equal(ep?.health, 'unhealthy');
+      h.registry.setStatusOverlay('test-health', new Map());
+      h.flush();
+    });
   });
 
   describe('/v1/tokens', () => {
