@@ -184,16 +184,6 @@ export function parseFilter(src: string): Filter {
   return { evaluate: (v) => evaluate(root, v) };
 }
 
-/** Every value `path` reaches from `v` (lists fan out). */
-function resolve(v: unknown, path: readonly string[]): unknown[] {
-  if (path.length === 0) return [v];
-  if (Array.isArray(v)) return v.flatMap((e) => resolve(e, path));
-  if (typeof v !== 'object' || v === null) return [];
-  const [head, ...rest] = path as [string, ...string[]];
-  if (!Object.hasOwn(v, head)) return [];
-  return resolve((v as Record<string, unknown>)[head], rest);
-}
-
 function scalar(v: unknown): string | undefined {
   if (typeof v === 'string') return v;
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
@@ -248,5 +238,3 @@ function resolveKeepingLists(v: unknown, path: readonly string[]): unknown[] {
   const next = (v as Record<string, unknown>)[head];
   return rest.length === 0 ? [next] : resolveKeepingLists(next, rest);
 }
-
-export { resolve as resolveSelector };

@@ -70,9 +70,6 @@ export const catalogServicesSchema = z.record(z.string(), z.array(z.string()).nu
 /** The body of `GET /v1/catalog/services`. */
 export type CatalogServices = z.infer<typeof catalogServicesSchema>;
 
-/** Consul's check status values (`api.HealthPassing` and friends). */
-export const CHECK_STATUS = { passing: 'passing', warning: 'warning', critical: 'critical', maintenance: 'maintenance' } as const;
-
 /**
  * Check IDs Consul's agent uses for maintenance mode (`PUT /v1/agent/service/maintenance/<id>`,
  * `PUT /v1/agent/maintenance`): a critical check `_service_maintenance:<service id>` or

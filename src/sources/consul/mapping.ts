@@ -36,8 +36,9 @@ import { NODE_MAINTENANCE_CHECK_ID, SERVICE_MAINTENANCE_PREFIX, type HealthCheck
 export const SOURCE_LABEL = 'skiff.dev/source';
 /** The label naming the Consul service of a resource; the ServiceEntry selects on it. */
 export const CONSUL_SERVICE_LABEL = 'skiff.dev/consul-service';
-/** Annotations that locate a WorkloadEntry in Consul. */
+/** Annotation naming the Consul node of a WorkloadEntry's instance. */
 export const CONSUL_NODE_ANNOTATION = 'skiff.dev/consul-node';
+/** Annotation naming the Consul service ID of a WorkloadEntry's instance. */
 export const CONSUL_SERVICE_ID_ANNOTATION = 'skiff.dev/consul-service-id';
 
 /** Service and node meta keys Skiff reads. Other meta keys become labels when they are valid label keys. */

@@ -409,7 +409,8 @@ describe('Consul source: tokens, namespaces, several addresses, TLS', () => {
 
   it('talks HTTPS with a private CA and a client certificate', async () => {
     const ca = await CertificateAuthority.loadOrCreate({ dataDir: path.join(tmp, 'ca'), trustDomain: 'cluster.local', logger: silentLogger() });
-    const serverCert = await ca.issueServingCert({ spiffeId: 'spiffe://cluster.local/ns/consul/sa/server', dnsNames: ['consul.test'], ipAddresses: ['127.0.0.1'], ttlSeconds: 3600 });
+    // Only a DNS name: the connection to 127.0.0.1 verifies because the source checks --consul-tls-server-name.
+    const serverCert = await ca.issueServingCert({ spiffeId: 'spiffe://cluster.local/ns/consul/sa/server', dnsNames: ['consul.test'], ipAddresses: [], ttlSeconds: 3600 });
     const clientCert = await ca.issueServingCert({ spiffeId: 'spiffe://cluster.local/ns/skiff-system/sa/skiff', dnsNames: ['skiff.test'], ipAddresses: [], ttlSeconds: 3600 });
     const server = await startConsulTestServer({ tls: { cert: serverCert.certChainPem, key: serverCert.keyPem, ca: ca.trustBundlePem(), requireClientCert: true } });
     try {
@@ -423,6 +424,12 @@ describe('Consul source: tokens, namespaces, several addresses, TLS', () => {
       await h.source.start();
       assert.equal(h.workloads().length, 1);
       await h.source.stop();
+      // Without the server name the certificate (DNS name consul.test only) does not match 127.0.0.1.
+      const noName = harness(await fastConfig({ addresses: [server.url], caFile: files.caFile, certFile: files.certFile, keyFile: files.keyFile }));
+      await noName.source.start(500);
+      await until('stale', () => noName.source.status().stale);
+      assert.match(noName.source.status().lastError ?? '', /ERR_TLS_CERT_ALTNAME_INVALID/);
+      await noName.source.stop();
       // Without the client certificate the TLS handshake fails: a clear, stale source.
       const noCert = harness(await fastConfig({ addresses: [server.url], caFile: files.caFile }));
       await noCert.source.start(500);
