@@ -11,6 +11,8 @@
  *   `ROOTCA` and the control plane's SPIFFE ID as the only accepted URI SAN;
  * - ADS over `xds-grpc` for CDS and LDS: state of the world (`api_type: GRPC`) or, with
  *   `xdsMode: 'delta'`, incremental (`api_type: DELTA_GRPC`).
+ * - the `envoy.bootstrap.internal_listener` extension, which the HBONE listeners and clusters the
+ *   control plane sends rely on (internal listeners).
  *
  * Objects are built in protobufjs object form (camelCase, `Any` as `{'@type', ...}`, Durations as
  * `{seconds, nanos}`), checked with `encodeStrict` (so a misspelt field fails), then written as the
@@ -153,6 +155,9 @@ export function buildSidecarBootstrap(p: SidecarBootstrapParams): EnvoyConfigObj
       },
     },
     admin: { address: { socketAddress: { address: '127.0.0.1', portValue: p.adminPort } } },
+    bootstrapExtensions: [
+      { name: 'envoy.bootstrap.internal_listener', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.bootstrap.internal_listener.v3.InternalListener' } },
+    ],
     staticResources: { clusters: [sdsCluster(p.sdsSocketPath), xdsCluster(p.controlPlane, p.controlPlaneSpiffeId)] },
     dynamicResources: {
       adsConfig: {

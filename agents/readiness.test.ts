@@ -2,6 +2,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { silentLogger } from '../src/observability/logger.js';
+import { loadAgentConfig } from './config.js';
 import {
   ackTracker,
   certificateCheck,
@@ -159,8 +160,7 @@ void describe('readiness endpoint', () => {
 
 void describe('readiness settings of the agent config', () => {
   const required = { controlPlane: 'cp.mesh.internal:15012', rootCertPath: '/r.pem', namespace: 'shop', serviceAccount: 'web', workloadName: 'vm-a', workloadIp: '198.18.0.10' };
-  void it('default to port 15021 on the workload IP; 0 turns the endpoint off; bad values are named', async () => {
-    const { loadAgentConfig } = await import('./config.js');
+  void it('default to port 15021 on the workload IP; 0 turns the endpoint off; bad values are named', () => {
     const c = loadAgentConfig({ env: {}, overrides: required });
     assert.equal(c.readinessPort, 15021);
     assert.equal(c.readinessAddress, undefined);

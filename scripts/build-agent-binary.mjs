@@ -49,8 +49,8 @@ if (major < 20 || (major === 20 && minor < 12)) {
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 const version = args.version ?? pkg.version;
 const out = path.resolve(args.out);
-const work = fs.mkdtempSync(path.join(path.dirname(out), '.agent-binary-'));
 fs.mkdirSync(path.dirname(out), { recursive: true });
+const work = fs.mkdtempSync(path.join(path.dirname(out), '.agent-binary-'));
 
 function step(what) {
   console.log(`build-agent-binary: ${what}`);
@@ -150,7 +150,12 @@ try {
   fs.copyFileSync(process.execPath, tmpBinary);
   fs.chmodSync(tmpBinary, 0o755);
   step(`injecting with ${POSTJECT}`);
-  const npx = spawnSync('npx', ['--yes', POSTJECT, tmpBinary, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const npx = spawnSync('npx', ['--yes', POSTJECT, tmpBinary, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  // postject warns about ELF note sections without a name in the Node.js binary; the injection is
+  // unaffected (the smoke test below runs the result).
+  const noise = /^warning: Can't find string offset for section name/;
+  const stderr = (npx.stderr ?? '').split('\n').filter((l) => l.trim() !== '' && !noise.test(l));
+  if (stderr.length > 0) console.error(stderr.join('\n'));
   if (npx.status !== 0) throw new Error(`postject failed (exit ${npx.status})`);
 
   // Smoke test before replacing the previous binary.

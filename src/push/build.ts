@@ -26,6 +26,7 @@ import type {
   InboundListenerIR,
   JwtRuleIR,
   ExtAuthzProviderIR,
+  HboneInboundIR,
   LoadAssignmentIR,
   OutboundClusterIR,
   OutboundListenerIR,
@@ -34,6 +35,8 @@ import type {
   VirtualHostIR,
 } from '../ir/types.js';
 import { addressesOverlap } from '../ir/validate.js';
+import { HBONE_PORT } from '../ir/types.js';
+import { speaksHbone } from './hbone.js';
 import { classifyProtocol, isHttp } from './protocol.js';
 import { egressHostMatches, parseEgressHost } from './hosts.js';
 import { resolvePeerAuthentication, type MtlsResolver } from './peer-authentication.js';
@@ -170,6 +173,10 @@ class Builder {
     const existing = this.clusters.get(name);
     if (existing?.direction === 'outbound') return existing;
     const endpoints = serviceEndpoints(this.snapshot, svc, port, this.proxy.trustDomain, this.warn);
+    for (const ep of endpoints) {
+      const source = this.snapshot.byKey.get(ep.source);
+      if (source?.kind === 'WorkloadEntry' && speaksHbone(workloadLabels(source))) ep.hbone = true;
+    }
     const sans = new Set(endpoints.map((e) => e.spiffeId));
     for (const san of svc.entry.spec.subjectAltNames ?? []) sans.add(san);
     const cluster: OutboundClusterIR = {
@@ -305,6 +312,12 @@ export function buildProxyIR(snapshot: MeshSnapshot, proxy: ProxyIdentity, extra
   if (assumed.length) b.warn(`${missingPart(sidecar)} for workload ${workloadRef}: assumed ${assumed.join('; ')}`);
 
   const extAuthzProviders = b.inbound.length > 0 ? extAuthz(b, services, authorization, extras.meshConfig) : [];
+  let hbone: HboneInboundIR | undefined;
+  if (speaksHbone(labels) && b.inbound.length > 0) {
+    const clash = b.collision(proxy.ip, HBONE_PORT);
+    if (clash) b.warn(`workload ${workloadRef} speaks HBONE but ${proxy.ip}:${HBONE_PORT} is taken by ${clash.what}: no HBONE listener`);
+    else hbone = { address: proxy.ip, port: HBONE_PORT };
+  }
 
   const byAddress = (x: { port: number; address: string }, y: { port: number; address: string }): number =>
     x.port - y.port || (x.address < y.address ? -1 : x.address > y.address ? 1 : 0);
@@ -321,6 +334,7 @@ export function buildProxyIR(snapshot: MeshSnapshot, proxy: ProxyIdentity, extra
     extAuthzProviders,
     trustDomainAliases: [...new Set(extras.meshConfig?.trustDomainAliases ?? [])].filter((td) => td !== proxy.trustDomain),
     warnings: b.warnings,
+    ...(hbone ? { hbone } : {}),
   };
 }
 

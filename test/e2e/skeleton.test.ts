@@ -303,8 +303,10 @@ function describeSkeleton(xds: 'sotw' | 'delta', subnet: number): void {
       const sync = (await res.json()) as { synced: boolean; proxies: { types: { typeUrl: string; sent?: string; acked?: string }[] }[] };
       assert.equal(sync.synced, true, JSON.stringify(sync));
       for (const p of sync.proxies) {
-        assert.ok(p.types.length >= 4, JSON.stringify(p));
-        for (const t of p.types) assert.ok(t.sent !== undefined && t.sent === t.acked, JSON.stringify(t));
+        assert.ok(p.types.length >= 2, JSON.stringify(p));
+        // A reconnected SotW stream gets no response for a type it already holds; a delta stream
+        // always answers a type's first request, so every type has a (hashed) version there.
+        for (const t of p.types) assert.ok(t.sent === t.acked && (xds === 'sotw' || t.sent !== undefined), JSON.stringify(t));
       }
     });
   });

@@ -56,5 +56,10 @@ export function staticBootstrap(c: EnvoyCase, sdsSocket: string): Json {
       },
     },
   });
-  return { node: { id: c.ir.proxy.nodeId, cluster: 'skiff-validate' }, staticResources: { listeners, clusters } };
+  return {
+    node: { id: c.ir.proxy.nodeId, cluster: 'skiff-validate' },
+    // HBONE uses internal listeners; the agent's bootstrap enables the extension the same way.
+    bootstrapExtensions: [{ name: 'envoy.bootstrap.internal_listener', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.bootstrap.internal_listener.v3.InternalListener' } }],
+    staticResources: { listeners, clusters },
+  };
 }

@@ -18,6 +18,7 @@ interface ServeFlags extends ConsulFlags {
   dnsName: string[];
   ip: string[];
   tokenAudience: string[];
+  caTrustedNodeAccount: string[];
   apiPort: number;
   apiTls?: boolean;
   meshConfig?: string;
@@ -42,6 +43,7 @@ export function registerServe(program: Command): void {
     .option('--dns-name <name>', 'extra DNS SAN for the serving certificate (repeatable)', collect, [])
     .option('--ip <ip>', 'extra IP SAN for the serving certificate (repeatable)', collect, [])
     .option('--token-audience <aud>', 'extra accepted bootstrap-token audience, e.g. istio-ca (repeatable)', collect, [])
+    .option('--ca-trusted-node-account <ns/sa>', 'node identity allowed to request certificates for other identities with ImpersonatedIdentity (Istio CA_TRUSTED_NODE_ACCOUNTS; repeatable)', collect, [])
     .option('--mesh-config <file>', 'Istio MeshConfig YAML: rootNamespace, trustDomainAliases, extensionProviders (CUSTOM authorizers)')
     .option('--registration-grace-period <duration>', 'how long an auto-registered WorkloadEntry outlives its agent (e.g. 10s, 500ms)', '10s')
     // Consul catalog discovery (issue 5; README "Consul"): on when an address is given.
@@ -76,6 +78,7 @@ export function registerServe(program: Command): void {
         dnsNames: flags.dnsName,
         ipAddresses: flags.ip,
         tokenAudiences: flags.tokenAudience,
+        caTrustedNodeAccounts: flags.caTrustedNodeAccount,
         apiPort: flags.apiPort,
         apiTls: flags.apiTls === true,
         meshConfigFile: flags.meshConfig ? path.resolve(flags.meshConfig) : undefined,

@@ -37,6 +37,7 @@ import { createAdsServer } from '../../xds/server/index.js';
 import { ProxyPusher } from './proxies.js';
 import { syncStatus } from './syncz.js';
 import { startRegistration } from './registration.js';
+import { isZtunnelNode, ZtunnelClients } from './ztunnel.js';
 
 /** Options of {@link startControlPlane}; every port may be 0 (ephemeral). */
 export interface ControlPlaneOptions {
@@ -53,6 +54,8 @@ export interface ControlPlaneOptions {
   ipAddresses: string[];
   /** Further accepted bootstrap-token audiences (besides `skiff-ca`). */
   tokenAudiences: string[];
+  /** `<namespace>/<serviceAccount>` of node proxies allowed to impersonate (Istio's CA_TRUSTED_NODE_ACCOUNTS). */
+  caTrustedNodeAccounts?: string[];
   /** HTTP API port (8080 by default in the CLI; 0 = ephemeral). */
   apiPort: number;
   /** Serve the API over HTTPS with the serving certificate, accepting client SVIDs. */
@@ -129,7 +132,19 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     logger: logger.child({ component: 'push' }),
     metrics,
   });
+  // ztunnels (delta ADS, bearer tokens) get the whole mesh, translated once per snapshot.
+  const ztunnels = new ZtunnelClients({
+    cache,
+    current: () => registry.current(),
+    tokens,
+    trustBundlePem,
+    intermediatesPem: ca.intermediatesPemBundle(),
+    trustDomain: opts.trustDomain,
+    translateOptions: () => ({ trustDomain: opts.trustDomain, rootNamespace: meshConfig.rootNamespace }),
+    logger: logger.child({ component: 'ztunnel' }),
+  });
   const unsubscribe = registry.subscribe((snapshot) => {
+    ztunnels.pushAll(snapshot);
     jwks.track(jwksUris(snapshot));
     pusher.pushAll(snapshot);
   });
@@ -144,6 +159,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     logger: logger.child({ component: 'ads' }),
     metrics,
     authorize: async (node, call) => {
+      if (isZtunnelNode(node)) return ztunnels.authorize(node, call);
       const verified = verifiedPeerFromCall(call, trustBundlePem, ca.intermediatesPemBundle());
       if (!verified) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'xDS requires a client certificate (the workload SVID)' };
       const peer = verified.spiffeId;
@@ -164,13 +180,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       peerSerials.set(call.getPeer(), verified.serial);
       return { ok: true };
     },
-    onStreamOpen: async (node) => pusher.connect(proxyIdentityFromNode(node, opts.trustDomain)),
+    onStreamOpen: async (node, stream) => (isZtunnelNode(node) ? ztunnels.connect(node, stream.peer) : pusher.connect(proxyIdentityFromNode(node, opts.trustDomain))),
     onStreamClose: (node, stream) => {
+      if (isZtunnelNode(node)) return ztunnels.disconnect(node.id, stream.peer);
       if (!ads.streams().some((s) => s.id !== stream.id && s.peer === stream.peer)) peerSerials.delete(stream.peer);
       pusher.disconnect(node.id);
     },
   });
-  const caService = createCaService({ ca, tokens, trustBundlePem, logger: logger.child({ component: 'ca' }), metrics, certificates: store.certificates });
+  const caService = createCaService({
+    ca,
+    tokens,
+    trustBundlePem,
+    logger: logger.child({ component: 'ca' }),
+    metrics,
+    certificates: store.certificates,
+    trustedNodeAccounts: opts.caTrustedNodeAccounts ?? [],
+  });
   // WorkloadGroup auto-registration and health reports (agents' SVIDs authenticate them).
   const registration = startRegistration({
     registry,
@@ -182,7 +207,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     logger: logger.child({ component: 'registration' }),
   });
   const stopFollowingRevocations = followRevokedCertificates(store, logger, (serials, jtis) => {
-    const closed = ads.closeStreams((s) => serials.has(peerSerials.get(s.peer) ?? ''), 'the bootstrap token of this certificate was revoked');
+    const ztunnelStreams = ztunnels.openedWithTokens(jtis);
+    const closed = ads.closeStreams((s) => serials.has(peerSerials.get(s.peer) ?? '') || ztunnelStreams(s), 'the bootstrap token of this certificate was revoked');
     logger.info({ jtis, certificates: serials.size, closedStreams: closed }, 'bootstrap token revoked');
   });
 
@@ -227,8 +253,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     debug: {
       ...(consulSource ? { consul: () => consulSource.status() } : {}),
       registrations: () => registration.list(),
-      proxies: () => pusher.list(),
-      syncz: () => syncStatus(registry.current().version, pusher.list(), ads.streams()),
+      proxies: () => [...pusher.list(), ...ztunnels.list()],
+      syncz: () => syncStatus(registry.current().version, [...pusher.list(), ...ztunnels.list()], ads.streams()),
       registry: () => {
         const s = registry.current();
         return { version: s.version, resources: s.resources.map((r) => `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`) };

@@ -23,6 +23,11 @@ export const ExtensionType = {
   NetworkExtAuthz: 'type.googleapis.com/envoy.extensions.filters.network.ext_authz.v3.ExtAuthz',
   JwtAuthn: 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication',
   UriTemplateMatch: 'type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig',
+  InternalUpstream: 'type.googleapis.com/envoy.extensions.transport_sockets.internal_upstream.v3.InternalUpstreamTransport',
+  ProxyProtocolUpstream: 'type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport',
+  ProxyProtocolListener: 'type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol',
+  RawBuffer: 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer',
+  SetFilterState: 'type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config',
 } as const;
 
 /** The Envoy extension names the typed configs above are registered under. */
@@ -38,6 +43,11 @@ export const FilterName = {
   HttpExtAuthz: 'envoy.filters.http.ext_authz',
   NetworkExtAuthz: 'envoy.filters.network.ext_authz',
   JwtAuthn: 'envoy.filters.http.jwt_authn',
+  InternalUpstream: 'envoy.transport_sockets.internal_upstream',
+  ProxyProtocolUpstream: 'envoy.transport_sockets.upstream_proxy_protocol',
+  ProxyProtocolListener: 'envoy.filters.listener.proxy_protocol',
+  RawBuffer: 'envoy.transport_sockets.raw_buffer',
+  SetFilterState: 'envoy.filters.http.set_filter_state',
 } as const;
 
 /** The HTTP router filter (always the last HTTP filter). */

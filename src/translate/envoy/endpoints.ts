@@ -4,6 +4,7 @@
  */
 import type { LoadAssignmentIR, LocalityIR } from '../../ir/types.js';
 import { socketAddress } from './common.js';
+import { hboneLbEndpoint } from './hbone.js';
 import type { ClusterLoadAssignment, LbEndpoint, LocalityLbEndpoints } from './envoy-types.js';
 
 function localityKey(l: LocalityIR | undefined): string {
@@ -21,7 +22,7 @@ export function clusterLoadAssignment(la: LoadAssignmentIR): ClusterLoadAssignme
       if (ep.locality) group.locality = { ...ep.locality };
       groups.set(key, group);
     }
-    const lb: LbEndpoint = { endpoint: { address: socketAddress(ep.ip, ep.port) } };
+    const lb: LbEndpoint = ep.hbone ? hboneLbEndpoint(la.clusterName, ep.ip, ep.port) : { endpoint: { address: socketAddress(ep.ip, ep.port) } };
     if (ep.weight !== undefined) lb.loadBalancingWeight = { value: ep.weight };
     group.lbEndpoints.push(lb);
   }

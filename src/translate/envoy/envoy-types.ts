@@ -18,8 +18,16 @@ export interface Duration {
 /** A `google.protobuf.Any` given by its payload: `@type` is the payload's type URL. */
 export type TypedConfig<T extends object = object> = { '@type': string } & T;
 
-/** `envoy.config.core.v3.Address`. */
-export type Address = { socketAddress: { address: string; portValue: number } } | { pipe: { path: string } };
+/** `envoy.config.core.v3.Address` (an internal address names an internal listener). */
+export type Address =
+  | { socketAddress: { address: string; portValue: number } }
+  | { pipe: { path: string } }
+  | { envoyInternalAddress: { serverListenerName: string; endpointId?: string } };
+
+/** `google.protobuf.Struct` in protobufjs object form (string values only, as Skiff writes them). */
+export interface StructObject {
+  fields: Record<string, { stringValue: string }>;
+}
 
 /** `envoy.config.core.v3.ConfigSource` (the ADS and gRPC API forms). */
 export interface ConfigSource {
@@ -75,7 +83,30 @@ export interface UpstreamTlsContext {
 /** `envoy.config.core.v3.TransportSocket`. */
 export interface TransportSocket {
   name: string;
-  typedConfig: TypedConfig<DownstreamTlsContext | UpstreamTlsContext>;
+  typedConfig: TypedConfig<DownstreamTlsContext | UpstreamTlsContext | InternalUpstreamTransport | ProxyProtocolUpstreamTransport> | TypedConfig;
+}
+
+/** `envoy.extensions.filters.http.set_filter_state.v3.Config` (request-header time values). */
+export interface SetFilterStateConfig {
+  onRequestHeaders: Array<{
+    objectKey: string;
+    factoryKey: string;
+    formatString: { textFormatSource: { inlineString: string } };
+    sharedWithUpstream: 'NONE' | 'ONCE' | 'TRANSITIVE';
+  }>;
+}
+
+/** `envoy.extensions.transport_sockets.internal_upstream.v3.InternalUpstreamTransport`. */
+export interface InternalUpstreamTransport {
+  /** Endpoint (`host`) metadata copied into the internal listener connection's dynamic metadata. */
+  passthroughMetadata?: Array<{ kind: { host: Record<string, never> }; name: string }>;
+  transportSocket: TransportSocket;
+}
+
+/** `envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport`. */
+export interface ProxyProtocolUpstreamTransport {
+  config: { version: 'V1' | 'V2' };
+  transportSocket: TransportSocket;
 }
 
 /** `envoy.config.listener.v3.Filter` (network filter) and `ListenerFilter`, by typed config. */
@@ -98,10 +129,11 @@ export interface FilterChain {
   transportSocket?: TransportSocket;
 }
 
-/** `envoy.config.listener.v3.Listener`. */
+/** `envoy.config.listener.v3.Listener`; an internal listener has `internalListener` and no address. */
 export interface Listener {
   name: string;
-  address: Address;
+  address?: Address;
+  internalListener?: Record<string, never>;
   filterChains: FilterChain[];
   listenerFilters?: NamedFilter[];
   trafficDirection: 'INBOUND' | 'OUTBOUND';
@@ -114,11 +146,24 @@ export interface Route {
   route: { cluster: string; timeout: Duration };
 }
 
+/** `envoy.config.route.v3.Route` terminating HTTP CONNECT: the tunnelled bytes go to `cluster`. */
+export interface ConnectRoute {
+  name: string;
+  match: { connectMatcher: Record<string, never>; headers?: HeaderMatcher[] };
+  route: { cluster: string; upgradeConfigs: Array<{ upgradeType: 'CONNECT'; connectConfig: Record<string, never> }> };
+}
+
 /** `envoy.config.route.v3.VirtualHost`. */
 export interface VirtualHost {
   name: string;
   domains: string[];
-  routes: Route[];
+  routes: Array<Route | ConnectRoute>;
+}
+
+/** `envoy.config.core.v3.HeaderValueOption`. */
+export interface HeaderValueOption {
+  header: { key: string; value: string };
+  appendAction: 'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
 }
 
 /** `envoy.config.route.v3.RouteConfiguration`. */
@@ -126,6 +171,7 @@ export interface RouteConfiguration {
   name: string;
   virtualHosts: VirtualHost[];
   validateClusters?: { value: boolean };
+  requestHeadersToAdd?: HeaderValueOption[];
 }
 
 /** `envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`. */
@@ -138,18 +184,26 @@ export interface HttpConnectionManager {
   forwardClientCertDetails?: 'SANITIZE' | 'FORWARD_ONLY' | 'APPEND_FORWARD' | 'SANITIZE_SET' | 'ALWAYS_FORWARD_ONLY';
   setCurrentClientCertDetails?: { uri?: boolean; subject?: boolean; cert?: boolean; chain?: boolean; dns?: boolean };
   normalizePath?: { value: boolean };
+  /** Use the connection's address as the client address (not `x-forwarded-for`). */
+  useRemoteAddress?: { value: boolean };
+  http2ProtocolOptions?: { allowConnect: boolean };
+  upgradeConfigs?: Array<{ upgradeType: 'CONNECT' }>;
 }
 
 /** `envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy`. */
 export interface TcpProxy {
   statPrefix: string;
   cluster: string;
+  /** Tunnel the connection in an HTTP CONNECT request for `hostname` (command operators allowed). */
+  tunnelingConfig?: { hostname: string };
 }
 
 /** `envoy.config.endpoint.v3.LbEndpoint`. */
 export interface LbEndpoint {
   endpoint: { address: Address };
   loadBalancingWeight?: { value: number };
+  /** Endpoint metadata: transport socket match criteria, values for an internal listener. */
+  metadata?: { filterMetadata: Record<string, StructObject> };
 }
 
 /** `envoy.config.endpoint.v3.LocalityLbEndpoints`. */
@@ -169,14 +223,19 @@ export interface HttpProtocolOptions {
   explicitHttpConfig: { httpProtocolOptions: Record<string, never> } | { http2ProtocolOptions: Record<string, never> };
 }
 
-/** `envoy.config.cluster.v3.Cluster` (STATIC and EDS clusters). */
+/** `envoy.config.cluster.v3.Cluster` (STATIC, EDS and ORIGINAL_DST clusters). */
 export interface Cluster {
   name: string;
-  type: 'STATIC' | 'EDS';
+  type: 'STATIC' | 'EDS' | 'ORIGINAL_DST';
   connectTimeout: Duration;
   edsClusterConfig?: { edsConfig: ConfigSource };
   loadAssignment?: ClusterLoadAssignment;
   transportSocket?: TransportSocket;
+  /** Transport sockets chosen by endpoint metadata (`envoy.transport_socket_match`). */
+  transportSocketMatches?: Array<{ name: string; match: StructObject; transportSocket: TransportSocket }>;
+  lbPolicy?: 'CLUSTER_PROVIDED';
+  /** ORIGINAL_DST: the destination `ip:port` from the connection's dynamic metadata. */
+  originalDstLbConfig?: { metadataKey: { key: string; path: Array<{ key: string }> } };
   typedExtensionProtocolOptions?: Record<string, TypedConfig<HttpProtocolOptions>>;
 }
 
@@ -232,7 +291,8 @@ export type Principal =
   | { directRemoteIp: CidrRange }
   | { remoteIp: CidrRange }
   | { header: HeaderMatcher }
-  | { metadata: MetadataMatcher };
+  | { metadata: MetadataMatcher }
+  | { filterState: { key: string; stringMatch: StringMatcher } };
 
 /** `envoy.config.rbac.v3.Policy`: matches when one permission and one principal match. */
 export interface RbacPolicy {

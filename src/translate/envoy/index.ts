@@ -9,7 +9,9 @@ import type { ResourcesByType, VersionedResource } from '../../xds/types.js';
 import { externalCluster, inboundCluster, outboundCluster } from './clusters.js';
 import { versioned } from './common.js';
 import { clusterLoadAssignment } from './endpoints.js';
+import { connectOriginate, hboneClusterNames, hboneInbound, withHboneTransportMatch } from './hbone.js';
 import { inboundListener, outboundListener } from './listeners.js';
+import type { Listener } from './envoy-types.js';
 import { POLICY_MODULES, type EnvoyPolicyModule } from './policies/index.js';
 import { outboundRouteConfiguration } from './routes.js';
 
@@ -50,7 +52,17 @@ export function translateEnvoy(ir: ProxyIR, modules: readonly EnvoyPolicyModule[
     map.set(name, versioned(typeUrl, name, message));
   };
 
-  for (const l of ir.inbound) put(listeners, TypeUrl.Listener, l.name, inboundListener(l, ir, ordered, warn));
+  const inboundObjects = new Map<string, Listener>();
+  for (const l of ir.inbound) {
+    const rendered = inboundListener(l, ir, ordered, warn);
+    inboundObjects.set(l.name, rendered);
+    put(listeners, TypeUrl.Listener, l.name, rendered);
+  }
+  // HBONE (hbone.ts): termination in front of the inbound ports, tunnels to HBONE endpoints.
+  const hbone = hboneInbound(ir, inboundObjects);
+  for (const l of hbone.listeners) put(listeners, TypeUrl.Listener, l.name, l);
+  for (const c of hbone.clusters) put(clusters, TypeUrl.Cluster, c.name, c);
+  const tunnelled = hboneClusterNames(ir.loadAssignments);
   for (const l of ir.outbound) {
     put(listeners, TypeUrl.Listener, l.name, outboundListener(l));
     if (l.protocol === 'HTTP' && l.routeConfig) {
@@ -65,7 +77,14 @@ export function translateEnvoy(ir: ProxyIR, modules: readonly EnvoyPolicyModule[
       put(clusters, TypeUrl.Cluster, c.name, externalCluster(c));
     } else {
       edsNames.add(c.name);
-      put(clusters, TypeUrl.Cluster, c.name, outboundCluster(c, ir.proxy));
+      if (tunnelled.has(c.name)) {
+        put(clusters, TypeUrl.Cluster, c.name, withHboneTransportMatch(outboundCluster(c, ir.proxy)));
+        const origin = connectOriginate(c, ir);
+        put(listeners, TypeUrl.Listener, origin.listener.name, origin.listener);
+        put(clusters, TypeUrl.Cluster, origin.cluster.name, origin.cluster);
+      } else {
+        put(clusters, TypeUrl.Cluster, c.name, outboundCluster(c, ir.proxy));
+      }
     }
   }
   for (const la of ir.loadAssignments) put(endpoints, TypeUrl.ClusterLoadAssignment, la.clusterName, clusterLoadAssignment(la));

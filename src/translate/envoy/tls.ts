@@ -72,12 +72,12 @@ function commonTlsContext(alpn: string[], sanMatchers: CommonTlsContext['combine
  * (`spiffe://<td>/` prefix) or in one of its aliases accepted. Which identities may call is
  * authorization's job.
  */
-export function downstreamTransportSocket(proxy: ProxyIdentity, trustDomainAliases: readonly string[] = []): TransportSocket {
+export function downstreamTransportSocket(proxy: ProxyIdentity, trustDomainAliases: readonly string[] = [], alpn: readonly string[] = INBOUND_ALPN): TransportSocket {
   return {
     name: FilterName.TlsTransportSocket,
     typedConfig: {
       '@type': ExtensionType.DownstreamTlsContext,
-      commonTlsContext: commonTlsContext(INBOUND_ALPN, {
+      commonTlsContext: commonTlsContext([...alpn], {
         matchTypedSubjectAltNames: [proxy.trustDomain, ...trustDomainAliases].map((td) => ({ sanType: 'URI' as const, matcher: { prefix: `spiffe://${td}/` } })),
       }),
       requireClientCertificate: { value: true },
@@ -90,13 +90,13 @@ export function downstreamTransportSocket(proxy: ProxyIdentity, trustDomainAlias
  * SNI, ALPN by protocol, and the peer's URI SAN required to be exactly one of the destination
  * workloads' SPIFFE IDs (any ID in the proxy's trust domain when the cluster has none yet).
  */
-export function upstreamTransportSocket(cluster: OutboundClusterIR, proxy: ProxyIdentity): TransportSocket {
+export function upstreamTransportSocket(cluster: OutboundClusterIR, proxy: ProxyIdentity, alpn: readonly string[] = upstreamAlpn(cluster.protocol)): TransportSocket {
   const sans = cluster.tls.subjectAltNames;
   return {
     name: FilterName.TlsTransportSocket,
     typedConfig: {
       '@type': ExtensionType.UpstreamTlsContext,
-      commonTlsContext: commonTlsContext(upstreamAlpn(cluster.protocol), {
+      commonTlsContext: commonTlsContext([...alpn], {
         matchTypedSubjectAltNames:
           sans.length > 0
             ? sans.map((s) => ({ sanType: 'URI' as const, matcher: { exact: s } }))

@@ -50,6 +50,12 @@ const ENVOY_FILES = [
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  // HBONE (issue 6): internal listeners, PROXY protocol into them, the peer identity as filter state.
+  'envoy/extensions/transport_sockets/internal_upstream/v3/internal_upstream.proto',
+  'envoy/extensions/transport_sockets/proxy_protocol/v3/upstream_proxy_protocol.proto',
+  'envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto',
+  'envoy/extensions/filters/http/set_filter_state/v3/set_filter_state.proto',
+  'envoy/extensions/bootstrap/internal_listener/v3/internal_listener.proto',
 ];
 
 /** Skiff's own proto files, relative to this folder. */
