@@ -7,7 +7,8 @@
 import { parseAllDocuments } from 'yaml';
 import { formatIssue } from '../resources/issues.js';
 import { parseResources } from '../resources/parse.js';
-import { resourceKey, type MeshResource, type ResourceIssue } from '../resources/types.js';
+import { ROOT_NAMESPACE, resourceKey, type MeshResource, type ResourceIssue } from '../resources/types.js';
+import { lintPolicies } from '../policy/index.js';
 import { validateResourceSet } from '../resources/validate.js';
 import type { MeshSnapshot } from '../registry/types.js';
 import { ApiError, conflict, type FieldError } from './errors.js';
@@ -82,7 +83,12 @@ export function meshWarnings(incoming: ParsedBody, snapshot: MeshSnapshot): Reso
   }
   const merged = [...context.filter((r) => !keys.has(resourceKey(r))), ...incoming.resources];
   const { warnings } = validateResourceSet(merged, incoming.locate);
-  return [...incoming.warnings, ...warnings.filter((w) => w.file === REQUEST_BODY)];
+  // Istio's translation warnings for security policies (HTTP-only fields on TCP ports, CUSTOM
+  // providers, ...) against the workloads they would apply to — the same as `skiff policy lint`.
+  const policyWarnings = incoming.resources.some((r) => r.kind === 'AuthorizationPolicy' || r.kind === 'RequestAuthentication')
+    ? lintPolicies([...snapshot.resources.filter((r) => !keys.has(resourceKey(r))), ...incoming.resources], { rootNamespace: ROOT_NAMESPACE, locate: incoming.locate })
+    : [];
+  return [...incoming.warnings, ...[...warnings, ...policyWarnings].filter((w) => w.file === REQUEST_BODY)];
 }
 
 /** Warnings as field errors (path, message, line). */

@@ -379,6 +379,34 @@ spec:
       assert.ok(scoped.items.every((w) => w.namespace === 'shop'));
     });
 
+    it("apply answers Istio's translation warning for an ALLOW rule with HTTP-only fields on a TCP port", async () => {
+      const res = ok<{ warnings: { path: string; message: string; line?: number }[] }>(await h.request('POST', '/v1/apply', {
+        body: `${weYaml('tcp-db', 'vault', '10.9.1.2', { app: 'db' })}---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: vault}
+spec:
+  hosts: [db.vault.mesh]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 5432, name: tcp-pg, protocol: TCP}]
+  workloadSelector: {labels: {app: db}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: db-get-only, namespace: vault}
+spec:
+  selector: {matchLabels: {app: db}}
+  rules:
+  - to: [{operation: {methods: [GET]}}]
+`,
+      }));
+      const w = res.warnings.find((x) => /HTTP-only attributes/.test(x.message));
+      assert.ok(w, JSON.stringify(res.warnings));
+      assert.match(w.message, /never matches on TCP ports/);
+      assert.match(w.path, /^spec\.rules\[0\]/);
+    });
+
     it("report a workload whose Healthy condition is False as unhealthy, in both views", async () => {
       h.registry.setStatusOverlay('test-health', new Map([['WorkloadEntry/shop/view-api', [{ type: 'Healthy', status: 'False' as const, reason: 'ProbeFailed' }]]]));
       h.flush();

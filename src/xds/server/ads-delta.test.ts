@@ -247,6 +247,21 @@ void describe('ADS server (delta)', () => {
     assert.deepEqual(third.names(nothing), ['a'], 'a was not declared by the third client');
   });
 
+  void it('reconnect with named subscriptions: names declared in initial_resource_versions are not resent unless changed', async (t) => {
+    const cache = realCache(mesh(['a', 'b']));
+    const h = await startAds(t, { cache });
+    const first = h.client();
+    first.subscribe(EDS, ['a', 'b']);
+    first.ack(await first.next(EDS));
+    first.close();
+    cache.setSnapshot(NODE.id, snapshot([testCluster('a'), testCluster('b'), testEndpoints('a'), testEndpoints('b', ['127.0.0.5']), testListener('l1'), testRoute('r', 'a')]));
+    const second = h.client();
+    second.subscribe(EDS, ['a', 'b', 'c'], { initialResourceVersions: first.holds(EDS) });
+    const resync = await second.next(EDS);
+    assert.deepEqual(second.names(resync), ['b'], 'a is unchanged; b changed');
+    assert.deepEqual(resync.removedResources, ['c'], 'c was not declared and does not exist');
+  });
+
   void it('subscription changes are honoured even with a stale or unknown nonce', async (t) => {
     const h = await startAds(t, { cache: realCache(mesh(['a', 'b'])) });
     const ads = h.client();

@@ -12,7 +12,9 @@
  *   a type's first request (after a reconnect) and every resource it sent. Only resources whose
  *   version differs are sent; held resources that are gone go in `removed_resources`.
  * - A newly subscribed name is answered even if the client holds its version ("the server must
- *   still provide those resources"), and one that does not exist is reported in
+ *   still provide those resources"; except names declared in `initial_resource_versions` on a
+ *   type's first request, which is how a reconnecting client avoids resends), and one that does
+ *   not exist is reported in
  *   `removed_resources`. Unsubscribing a name while the wildcard stays is answered with the
  *   resource or its removal ("one exception"). A type's first request is always answered, even
  *   with nothing (ztunnel is not ready until it has one response per type).
@@ -149,7 +151,8 @@ export class DeltaStream<Call> extends AdsStreamBase<Call, DeltaDiscoveryRequest
         continue;
       }
       st.subscribed.add(name);
-      st.forced.add(name);
+      // On a reconnect the client declares what it holds: those are sent only if they differ.
+      if (!(first && Object.hasOwn(request.initialResourceVersions, name))) st.forced.add(name);
     }
     for (const name of request.resourceNamesUnsubscribe) {
       changed = true;
