@@ -25,6 +25,8 @@ export interface ApiClientOptions {
   server: string;
   /** Admin bearer token. */
   token?: string;
+  /** Where the token came from (a flag, the environment or a file), named in a 401 message. */
+  tokenSource?: string;
   /** PEM roots to verify an https server with. */
   caPem?: string;
 }
@@ -101,15 +103,23 @@ export function resolveClientOptions(flags: ClientFlags): ApiClientOptions {
   const server = (flags.server ?? process.env['SKIFF_SERVER'] ?? DEFAULT_SERVER).replace(/\/+$/, '');
   if (!/^https?:\/\/[^/]+$/.test(server)) throw new Error(`--server: expected http(s)://host:port, got "${server}"`);
   let token: string | undefined;
-  if (flags.tokenFile !== undefined) token = readSecret(flags.tokenFile);
-  else if ((process.env['SKIFF_ADMIN_TOKEN'] ?? '') !== '') token = (process.env['SKIFF_ADMIN_TOKEN'] ?? '').trim();
-  else {
+  let tokenSource: string | undefined;
+  if (flags.tokenFile !== undefined) {
+    token = readSecret(flags.tokenFile);
+    tokenSource = `--token-file ${flags.tokenFile}`;
+  } else if ((process.env['SKIFF_ADMIN_TOKEN'] ?? '') !== '') {
+    token = (process.env['SKIFF_ADMIN_TOKEN'] ?? '').trim();
+    tokenSource = 'SKIFF_ADMIN_TOKEN';
+  } else {
     const local = path.join(defaultDataDir(), 'admin-token');
-    if (fs.existsSync(local)) token = readSecret(local);
+    if (fs.existsSync(local)) {
+      token = readSecret(local);
+      tokenSource = local;
+    }
   }
   if (token === undefined) throw new Error('no admin token: pass --token-file <file> or set SKIFF_ADMIN_TOKEN (skiff admin-token create makes one on the control plane host)');
   const caFile = flags.caCert ?? process.env['SKIFF_CA_CERT'];
-  const opts: ApiClientOptions = { server, token };
+  const opts: ApiClientOptions = { server, token, ...(tokenSource ? { tokenSource } : {}) };
   if (caFile) opts.caPem = fs.readFileSync(caFile, 'utf8');
   return opts;
 }
@@ -167,7 +177,8 @@ export class ApiClient {
     }
     if (status < 200 || status >= 300) {
       const problem = typeof parsed === 'object' && parsed !== null ? (parsed as ProblemBody) : undefined;
-      throw new ApiClientError(status, formatProblem(status, problem), problem);
+      const hint = status === 401 && this.opts.tokenSource ? `\n  (the admin token came from ${this.opts.tokenSource})` : '';
+      throw new ApiClientError(status, formatProblem(status, problem) + hint, problem);
     }
     return { status, headers: resHeaders, body: parsed as T };
   }

@@ -82,6 +82,16 @@ describe('skiff CLI over the API', () => {
     assert.match(again.stderr, /Not Found \(404\): WorkloadEntry shop\/cli-a not found/);
   });
 
+  it('a refused admin token (401) is reported with where the CLI read it from', async () => {
+    const stale = path.join(dir, 'stale-token');
+    fs.writeFileSync(stale, 'not-a-valid-admin-token\n', { mode: 0o600 });
+    const res = await skiff(['get', 'we', '-n', 'shop', '--server', h.url, '--token-file', stale]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /\(401\)/);
+    assert.ok(res.stderr.includes(`the admin token came from --token-file ${stale}`), res.stderr);
+    assert.ok(!res.stderr.includes('not-a-valid-admin-token'), 'the token itself was printed');
+  });
+
   it('apply errors name the file and line of each field, and nothing is applied', async () => {
     const bad = path.join(dir, 'bad');
     fs.mkdirSync(bad);
