@@ -157,7 +157,7 @@ void describe('AuthorizationPolicy validation (Istio ValidateAuthorizationPolicy
 
   void it('warns, as Istio does, about a DENY rule with only HTTP attributes', () => {
     assert.deepEqual(warnings('AuthorizationPolicy', { action: 'DENY', rules: [{ to: [{ operation: { methods: ['POST'] } }] }] }), [
-      'spec.rules[0]: this DENY rule uses only HTTP attributes, which do not exist on TCP ports: it denies all traffic to TCP ports in its scope; name the ports explicitly (to.operation.ports)',
+      'spec.rules[0]: this DENY rule does not name its ports (to.operation.ports): on TCP ports in its scope its HTTP-only attributes are ignored, so it may deny more traffic there than on HTTP ports',
     ]);
     assert.deepEqual(warnings('AuthorizationPolicy', { action: 'DENY', rules: [{ to: [{ operation: { methods: ['POST'], ports: ['8080'] } }] }] }), []);
   });

@@ -141,7 +141,7 @@ function denyOnlyHttpWarning(rule: AuthzRule, i: number, out: ResourceWarning[])
     out.push({
       path: ['spec', 'rules', i],
       message:
-        'this DENY rule uses only HTTP attributes, which do not exist on TCP ports: it denies all traffic to TCP ports in its scope; name the ports explicitly (to.operation.ports)',
+        'this DENY rule does not name its ports (to.operation.ports): on TCP ports in its scope its HTTP-only attributes are ignored, so it may deny more traffic there than on HTTP ports',
     });
   }
 }
