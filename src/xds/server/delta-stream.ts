@@ -34,9 +34,9 @@
 import { createHash } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
 import { TypeUrl } from '../protos/loader.js';
-import { PUSH_ORDER, type DeltaConfigWatcher, type DeltaWatchResponse } from '../types.js';
+import { type DeltaConfigWatcher, type DeltaWatchResponse } from '../types.js';
 import type { DeltaDiscoveryRequestMessage, DeltaDiscoveryResponseMessage } from './delta-messages.js';
-import { AdsStreamBase, typeLabel, type NackInfo, type StreamOptions, type StreamTypeInfo } from './stream-base.js';
+import { AdsStreamBase, typeLabel, type NackInfo, type StreamOptions, type StreamTypeInfo, byPushOrder } from './stream-base.js';
 
 /** Everything a {@link DeltaStream} needs. */
 export interface DeltaStreamOptions<Call> extends StreamOptions<Call, DeltaDiscoveryResponseMessage> {
@@ -82,7 +82,6 @@ function pairDigest(name: string, version: string): bigint {
 /** The protocol state of one delta ADS stream (see the module comment for the rules). */
 export class DeltaStream<Call> extends AdsStreamBase<Call, DeltaDiscoveryRequestMessage, DeltaDiscoveryResponseMessage> {
   private readonly types = new Map<string, DeltaTypeState>();
-  private flushScheduled = false;
   /** Nonce of the CDS response LDS and RDS wait behind, until the client answers it. */
   private cdsGate: string | undefined;
   private readonly cache: DeltaConfigWatcher;
@@ -246,33 +245,10 @@ export class DeltaStream<Call> extends AdsStreamBase<Call, DeltaDiscoveryRequest
     else if (this.closed) cancel();
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.closed) return;
-    this.flushScheduled = true;
-    // Answers produced by one snapshot arrive one by one; send them together, in order.
-    queueMicrotask(() => {
-      try {
-        this.flush();
-      } catch (err) {
-        this.log.error({ err }, 'sending xDS responses failed');
-        this.fail(Status.INTERNAL, 'internal error in the xDS server');
-      }
-    });
-  }
 
-  private orderedTypes(): DeltaTypeState[] {
-    const ordered: DeltaTypeState[] = [];
-    for (const typeUrl of PUSH_ORDER) {
-      const st = this.types.get(typeUrl);
-      if (st) ordered.push(st);
-    }
-    for (const st of this.types.values()) if (!PUSH_ORDER.includes(st.typeUrl)) ordered.push(st);
-    return ordered;
-  }
 
-  private flush(): void {
-    this.flushScheduled = false;
-    for (const st of this.orderedTypes()) {
+  protected flush(): void {
+    for (const st of byPushOrder(this.types)) {
       if (this.closed) return;
       if (!st.pending) continue;
       if (GATED_BY_CDS.has(st.typeUrl) && this.cdsGate !== undefined) {

@@ -29,9 +29,9 @@
  */
 import { status as Status } from '@grpc/grpc-js';
 import { TypeUrl } from '../protos/loader.js';
-import { PUSH_ORDER, WILDCARD_TYPE_URLS, type ConfigWatcher, type WatchResponse, type XdsNode } from '../types.js';
+import { WILDCARD_TYPE_URLS, type ConfigWatcher, type WatchResponse, type XdsNode } from '../types.js';
 import type { DiscoveryRequestMessage, DiscoveryResponseMessage } from './messages.js';
-import { AdsStreamBase, typeLabel, type NackInfo, type StreamOptions, type StreamSink as BaseSink, type StreamTypeInfo } from './stream-base.js';
+import { AdsStreamBase, typeLabel, type NackInfo, type StreamOptions, type StreamSink as BaseSink, type StreamTypeInfo, byPushOrder } from './stream-base.js';
 
 export { typeLabel, type AuthorizeResult, type NackInfo, type StreamHooks, type StreamInfo, type StreamMetrics, type StreamTypeInfo } from './stream-base.js';
 
@@ -83,7 +83,6 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
 /** The protocol state of one SotW ADS stream (see the module comment for the rules). */
 export class SotwStream<Call> extends AdsStreamBase<Call, DiscoveryRequestMessage, DiscoveryResponseMessage> {
   private readonly types = new Map<string, TypeState>();
-  private flushScheduled = false;
   /** Nonce of the CDS response LDS and RDS wait behind, until the client answers it. */
   private cdsGate: string | undefined;
   private readonly cache: ConfigWatcher;
@@ -235,33 +234,10 @@ export class SotwStream<Call> extends AdsStreamBase<Call, DiscoveryRequestMessag
     else if (this.closed) cancel();
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.closed) return;
-    this.flushScheduled = true;
-    // Answers produced by one snapshot arrive one by one; send them together, in order.
-    queueMicrotask(() => {
-      try {
-        this.flush();
-      } catch (err) {
-        this.log.error({ err }, 'sending xDS responses failed');
-        this.fail(Status.INTERNAL, 'internal error in the xDS server');
-      }
-    });
-  }
 
-  private orderedTypes(): TypeState[] {
-    const ordered: TypeState[] = [];
-    for (const typeUrl of PUSH_ORDER) {
-      const st = this.types.get(typeUrl);
-      if (st) ordered.push(st);
-    }
-    for (const st of this.types.values()) if (!PUSH_ORDER.includes(st.typeUrl)) ordered.push(st);
-    return ordered;
-  }
 
-  private flush(): void {
-    this.flushScheduled = false;
-    for (const st of this.orderedTypes()) {
+  protected flush(): void {
+    for (const st of byPushOrder(this.types)) {
       if (this.closed) return;
       if (!st.pending) continue;
       if (GATED_BY_CDS.has(st.typeUrl) && this.cdsGate !== undefined) {

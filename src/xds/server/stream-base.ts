@@ -9,7 +9,7 @@ import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from '../../observability/logger.js';
 import type { ControlPlaneMetrics } from '../../observability/metrics.js';
 import { TypeUrl, typeNameOf } from '../protos/loader.js';
-import type { XdsNode } from '../types.js';
+import { PUSH_ORDER, type XdsNode } from '../types.js';
 
 /** What the client said when it rejected a response (a NACK). */
 export interface NackInfo {
@@ -189,6 +189,29 @@ export abstract class AdsStreamBase<Call, Request extends { node: XdsNode | unde
   /** Debug view of every type on the stream. */
   protected abstract typeInfos(): StreamTypeInfo[];
 
+  /** Sends every pending response, in make-before-break order ({@link byPushOrder}). */
+  protected abstract flush(): void;
+
+  private flushScheduled = false;
+
+  /**
+   * Runs {@link flush} once at the end of the current microtask burst: answers produced by one
+   * snapshot arrive one by one, and are sent together, in order. A failure ends the stream.
+   */
+  protected scheduleFlush(): void {
+    if (this.flushScheduled || this.closed) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      try {
+        this.flush();
+      } catch (err) {
+        this.log.error({ err }, 'sending xDS responses failed');
+        this.fail(Status.INTERNAL, 'internal error in the xDS server');
+      }
+    });
+  }
+
   /** A nonce unique on this stream (and, with its random prefix, across streams). */
   protected nextNonce(): string {
     return `${this.noncePrefix}-${++this.nonceCounter}`;
@@ -319,4 +342,18 @@ export abstract class AdsStreamBase<Call, Request extends { node: XdsNode | unde
     }
     this.opts.onClosed(this);
   }
+}
+
+/**
+ * The per-type states of a stream in make-before-break order: CDS, EDS, LDS, RDS (`PUSH_ORDER`),
+ * then any other type in subscription order.
+ */
+export function byPushOrder<T extends { typeUrl: string }>(types: ReadonlyMap<string, T>): T[] {
+  const ordered: T[] = [];
+  for (const typeUrl of PUSH_ORDER) {
+    const st = types.get(typeUrl);
+    if (st) ordered.push(st);
+  }
+  for (const st of types.values()) if (!PUSH_ORDER.includes(st.typeUrl)) ordered.push(st);
+  return ordered;
 }
