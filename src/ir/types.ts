@@ -6,6 +6,8 @@
  *
  * Every value is JSON-serialisable so a debug view can print the IR as it is.
  */
+import type { ClientTlsIR, ClusterTrafficPolicyIR, RouteIR, TcpWeightedClusterIR } from './traffic.js';
+export type * from './traffic.js';
 
 /**
  * Who a connected proxy is: from its xDS node id and metadata (Istio's form, DESIGN.md §6), checked
@@ -27,6 +29,8 @@ export interface ProxyIdentity {
   trustDomain: string;
   /** `spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>`. */
   spiffeId: string;
+  /** Where the proxy runs (its WorkloadEntry `locality`, else node metadata): drives locality-aware routing. */
+  locality?: LocalityIR;
 }
 
 /** Effective PeerAuthentication mode of one inbound port (Istio's MutualTLS.Mode without UNSET). */
@@ -38,6 +42,7 @@ export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
  * including `TLS` and `HTTPS` which Envoy passes through as bytes).
  */
 export type AppProtocol = 'HTTP' | 'HTTP2' | 'TCP';
+
 
 /** A socket address (IP literal and port 1-65535) or a Unix socket path. */
 export type EndpointAddress = { ip: string; port: number } | { pipe: string };
@@ -220,8 +225,17 @@ export interface VirtualHostIR {
   name: string;
   /** Host header values (with and without `:port`); unique within the route configuration. */
   domains: string[];
-  /** The outbound cluster every request is routed to. */
+  /** The outbound cluster every request is routed to when `routes` is unset (no VirtualService or HTTPRoute). */
   cluster: string;
+  /**
+   * The routes of a VirtualService / HTTPRoute / GRPCRoute for this host, in match order. Unset: one
+   * default route `/` to `cluster`. The push context appends that default route itself when the
+   * resource's routes do not match every request (Istio does not: unmatched requests get 404, so
+   * the push context only appends it for HTTPRoute, following the Gateway API).
+   */
+  routes?: RouteIR[];
+  /** Which resource set `routes`, e.g. `VirtualService/demo/reviews`. */
+  routesSource?: string;
 }
 
 /** The route configuration (served over RDS) of an outbound HTTP listener. */
@@ -246,6 +260,11 @@ export interface OutboundListenerIR {
   routeConfig?: RouteConfigIR;
   /** Set when `protocol` is TCP. */
   tcpCluster?: string;
+  /**
+   * TCP only: a weighted split from a VirtualService `tcp` route (Envoy tcp_proxy
+   * `weighted_clusters`); when set it replaces `tcpCluster` (which stays the first destination).
+   */
+  tcpWeightedClusters?: TcpWeightedClusterIR[];
 }
 
 /** Upstream TLS of an outbound cluster: Istio mutual TLS with SPIFFE SVIDs. */
@@ -282,7 +301,14 @@ export interface OutboundClusterIR {
   /** Namespace of the ServiceEntry that defines the service. */
   serviceNamespace: string;
   protocol: AppProtocol;
+  /** Istio mutual TLS (the default inside the mesh). Ignored when `clientTls` is set. */
   tls: UpstreamTlsIR;
+  /** A DestinationRule subset name (`outbound|<port>|<subset>|<host>`); unset for the whole service. */
+  subset?: string;
+  /** A DestinationRule `tls` other than ISTIO_MUTUAL (DISABLE, SIMPLE, MUTUAL): replaces `tls`. */
+  clientTls?: ClientTlsIR;
+  /** DestinationRule traffic policy for this cluster, when one applies. */
+  trafficPolicy?: ClusterTrafficPolicyIR;
 }
 
 /**
@@ -315,6 +341,12 @@ export interface EndpointIR {
   /** Load balancing weight ≥ 1, when set. */
   weight?: number;
   locality?: LocalityIR;
+  /**
+   * Locality failover priority for this proxy (0 = most preferred; Envoy `LocalityLbEndpoints.priority`),
+   * computed by the push context from the proxy's own locality and the DestinationRule's
+   * `localityLbSetting`. Unset: 0.
+   */
+  priority?: number;
   /** The SPIFFE ID the endpoint's certificate carries. */
   spiffeId: string;
   /** `WorkloadEntry/<ns>/<name>` or `ServiceEntry/<ns>/<name>#endpoints[i]`, for debugging. */
@@ -339,6 +371,11 @@ export interface HboneInboundIR {
 export interface LoadAssignmentIR {
   clusterName: string;
   endpoints: EndpointIR[];
+  /**
+   * Locality weights from `localityLbSetting.distribute` (Envoy `LocalityLbEndpoints.load_balancing_weight`),
+   * keyed `region/zone/subzone` (missing parts empty). Unset: no locality weights.
+   */
+  localityWeights?: Record<string, number>;
 }
 
 /** The whole per-proxy slice of the mesh. */
