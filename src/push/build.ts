@@ -167,9 +167,12 @@ class Builder {
     if ('ip' in endpoint) this.bound.push({ address: endpoint.ip, port: endpoint.port, what: `the application endpoint of ${cluster}` });
   }
 
-  /** Adds (once) the outbound cluster and load assignment of one service port. */
-  outboundCluster(svc: MeshService, port: ServicePort): OutboundClusterIR {
-    const name = outboundClusterName(port.number, svc.host);
+  /**
+   * Adds (once) the outbound cluster and load assignment of one service port, or of one
+   * DestinationRule subset of it (`outbound|<port>|<subset>|<host>`).
+   */
+  outboundCluster(svc: MeshService, port: ServicePort, subset = ''): OutboundClusterIR {
+    const name = outboundClusterName(port.number, svc.host, subset);
     const existing = this.clusters.get(name);
     if (existing?.direction === 'outbound') return existing;
     const endpoints = serviceEndpoints(this.snapshot, svc, port, this.proxy.trustDomain, this.warn);
@@ -186,8 +189,9 @@ class Builder {
       port: port.number,
       serviceNamespace: svc.namespace,
       protocol: classifyProtocol(port.protocol, port.name),
-      tls: { mode: 'ISTIO_MUTUAL', sni: outboundSni(port.number, svc.host), subjectAltNames: [...sans].sort() },
+      tls: { mode: 'ISTIO_MUTUAL', sni: outboundSni(port.number, svc.host, subset), subjectAltNames: [...sans].sort() },
     };
+    if (subset) cluster.subset = subset;
     this.clusters.set(name, cluster);
     this.loadAssignments.set(name, { clusterName: name, endpoints });
     return cluster;
