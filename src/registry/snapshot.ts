@@ -15,6 +15,8 @@ import {
   type WorkloadEntry,
   type WorkloadGroup,
 } from '../resources/types.js';
+import { comparePrecedence, resolveShortHost, routeTargetHosts } from '../resources/traffic-hosts.js';
+import type { DestinationRule, GRPCRoute, HTTPRoute, VirtualService } from '../resources/traffic-types.js';
 import type { MeshSnapshot } from './types.js';
 
 /** Freezes a plain-data value and everything inside it; returns it. */
@@ -60,6 +62,22 @@ export function namespacedName(r: { metadata: { namespace: string; name: string 
   return `${r.metadata.namespace}/${r.metadata.name}`;
 }
 
+export { comparePrecedence } from '../resources/traffic-hosts.js';
+
+/** Indexes `items` (already in precedence order) under each of `hosts(item)`; the lists are frozen. */
+function indexByHosts<T>(items: readonly T[], hosts: (t: T) => readonly string[]): ReadonlyMap<string, readonly T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    for (const h of new Set(hosts(item))) {
+      const list = out.get(h);
+      if (list) list.push(item);
+      else out.set(h, [item]);
+    }
+  }
+  for (const list of out.values()) Object.freeze(list);
+  return freezeMap(out as Map<string, readonly T[]>);
+}
+
 /**
  * Builds snapshot `version` from `resources` (one per key; the caller resolves duplicates). The
  * resource objects are frozen in place: pass objects nothing else mutates.
@@ -76,6 +94,13 @@ export function buildSnapshot(version: number, resources: readonly MeshResource[
   const peerAuthentications = sorted.filter((r): r is PeerAuthentication => r.kind === 'PeerAuthentication');
   const authorizationPolicies = sorted.filter((r): r is AuthorizationPolicy => r.kind === 'AuthorizationPolicy');
   const requestAuthentications = sorted.filter((r): r is RequestAuthentication => r.kind === 'RequestAuthentication');
+
+  const destinationRules = sorted.filter((r): r is DestinationRule => r.kind === 'DestinationRule').sort(comparePrecedence);
+  const virtualServices = sorted.filter((r): r is VirtualService => r.kind === 'VirtualService').sort(comparePrecedence);
+  const httpRoutes = sorted.filter((r): r is HTTPRoute => r.kind === 'HTTPRoute').sort(comparePrecedence);
+  const grpcRoutes = sorted.filter((r): r is GRPCRoute => r.kind === 'GRPCRoute').sort(comparePrecedence);
+  const serviceEntryByName = new Map(serviceEntries.map((se) => [namespacedName(se), se]));
+  const lookupServiceEntry = (ns: string, name: string): ServiceEntry | undefined => serviceEntryByName.get(`${ns}/${name}`);
 
   const servicesByHost = new Map<string, ServiceEntry>();
   for (const se of serviceEntries) {
@@ -117,6 +142,14 @@ export function buildSnapshot(version: number, resources: readonly MeshResource[
       workloadEntries.filter((we) => we.spec.address !== undefined),
       (we) => we.spec.address ?? '',
     ),
+    destinationRules: Object.freeze(destinationRules),
+    virtualServices: Object.freeze(virtualServices),
+    httpRoutes: Object.freeze(httpRoutes),
+    grpcRoutes: Object.freeze(grpcRoutes),
+    destinationRulesByHost: indexByHosts(destinationRules, (dr) => [resolveShortHost(dr.spec.host, dr.metadata.namespace)]),
+    virtualServicesByHost: indexByHosts(virtualServices, (vs) => (vs.spec.hosts ?? []).map((h) => resolveShortHost(h, vs.metadata.namespace))),
+    httpRoutesByHost: indexByHosts(httpRoutes, (r) => routeTargetHosts(r, lookupServiceEntry)),
+    grpcRoutesByHost: indexByHosts(grpcRoutes, (r) => routeTargetHosts(r, lookupServiceEntry)),
     byKey: freezeMap(new Map(sorted.map((r) => [resourceKey(r), r]))),
     workloadsByNamespace,
     workloadsByService: freezeMap(workloadsByService as Map<string, readonly WorkloadEntry[]>),

@@ -13,6 +13,7 @@ import type {
   WorkloadEntry,
   WorkloadGroup,
 } from '../resources/types.js';
+import type { DestinationRule, GRPCRoute, HTTPRoute, VirtualService } from '../resources/traffic-types.js';
 
 /** An immutable, indexed snapshot of the mesh. */
 export interface MeshSnapshot {
@@ -35,6 +36,30 @@ export interface MeshSnapshot {
   readonly workloadsByName: ReadonlyMap<string, WorkloadEntry>;
   /** WorkloadEntries by address. */
   readonly workloadsByAddress: ReadonlyMap<string, readonly WorkloadEntry[]>;
+  /** Every DestinationRule, in precedence order (see `destinationRulesByHost`). */
+  readonly destinationRules: readonly DestinationRule[];
+  /** Every VirtualService, in precedence order (creationTimestamp, then `namespace/name`). */
+  readonly virtualServices: readonly VirtualService[];
+  /** Every HTTPRoute, in precedence order (creationTimestamp, then `namespace/name`). */
+  readonly httpRoutes: readonly HTTPRoute[];
+  /** Every GRPCRoute, in precedence order (creationTimestamp, then `namespace/name`). */
+  readonly grpcRoutes: readonly GRPCRoute[];
+  /**
+   * DestinationRules by `spec.host`, short names resolved to `<name>.<ns>.svc.cluster.local`
+   * (`resolveShortHost`); wildcard hosts (`*.example.com`) are keys as written. Each list is
+   * sorted oldest first (creationTimestamp; a missing one counts as oldest), then by
+   * `namespace/name`: Istio's precedence, the first rule for a host wins.
+   */
+  readonly destinationRulesByHost: ReadonlyMap<string, readonly DestinationRule[]>;
+  /** VirtualServices by each of their `spec.hosts` (short names resolved), sorted as above. */
+  readonly virtualServicesByHost: ReadonlyMap<string, readonly VirtualService[]>;
+  /**
+   * HTTPRoutes by each mesh host their parentRefs target (`routeTargetHosts`: Service,
+   * ServiceEntry and Hostname parents; Gateway parents are not indexed), sorted as above.
+   */
+  readonly httpRoutesByHost: ReadonlyMap<string, readonly HTTPRoute[]>;
+  /** GRPCRoutes by each mesh host their parentRefs target, sorted as above. */
+  readonly grpcRoutesByHost: ReadonlyMap<string, readonly GRPCRoute[]>;
   /** Every resource by its key `Kind/namespace/name` (`resourceKey`). */
   readonly byKey: ReadonlyMap<string, MeshResource>;
   /** WorkloadEntries by namespace. */

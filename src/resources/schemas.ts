@@ -40,6 +40,14 @@ import {
   type RefineContext,
 } from './schema-common.js';
 import { authorizationPolicySchema, requestAuthenticationSchema } from './security-schemas.js';
+import {
+  destinationRuleSchema,
+  GATEWAY_API_VERSIONS,
+  grpcRouteSchema,
+  httpRouteSchema,
+  ISTIO_TRAFFIC_API_VERSIONS,
+  virtualServiceSchema,
+} from './traffic-schemas.js';
 import type {
   MeshKind,
   MeshResource,
@@ -424,12 +432,11 @@ export const KIND_SCHEMAS: Readonly<Record<MeshKind, KindSchema>> = {
   PeerAuthentication: { apiVersions: SECURITY_API_VERSIONS, schema: peerAuthenticationSchema },
   AuthorizationPolicy: { apiVersions: SECURITY_API_VERSIONS, schema: authorizationPolicySchema },
   RequestAuthentication: { apiVersions: SECURITY_API_VERSIONS, schema: requestAuthenticationSchema },
+  DestinationRule: { apiVersions: ISTIO_TRAFFIC_API_VERSIONS, schema: destinationRuleSchema },
+  VirtualService: { apiVersions: ISTIO_TRAFFIC_API_VERSIONS, schema: virtualServiceSchema },
+  HTTPRoute: { apiVersions: GATEWAY_API_VERSIONS, schema: httpRouteSchema },
+  GRPCRoute: { apiVersions: GATEWAY_API_VERSIONS, schema: grpcRouteSchema },
 };
 
 /** Kinds named in DESIGN.md §3 that later releases implement: rejected with "not supported yet". */
-export const PLANNED_KINDS: ReadonlySet<string> = new Set([
-  'DestinationRule',
-  'VirtualService',
-  'HTTPRoute',
-  'GRPCRoute',
-]);
+export const PLANNED_KINDS: ReadonlySet<string> = new Set<string>([]);

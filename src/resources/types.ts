@@ -7,6 +7,8 @@
  * The zod schemas in `schemas.ts` validate input into these shapes.
  */
 
+import type { DestinationRule, GRPCRoute, HTTPRoute, VirtualService } from './traffic-types.js';
+
 /** Kubernetes-style object metadata. `namespace` is always set after parsing (default `default`). */
 export interface ObjectMeta {
   name: string;
@@ -319,7 +321,18 @@ export type AuthorizationPolicy = Resource<'AuthorizationPolicy', AuthorizationP
 export type RequestAuthentication = Resource<'RequestAuthentication', RequestAuthenticationSpec>;
 
 /** Every kind the registry holds (later issues add more). */
-export type MeshResource = WorkloadEntry | WorkloadGroup | ServiceEntry | Sidecar | PeerAuthentication | AuthorizationPolicy | RequestAuthentication;
+export type MeshResource =
+  | WorkloadEntry
+  | WorkloadGroup
+  | ServiceEntry
+  | Sidecar
+  | PeerAuthentication
+  | AuthorizationPolicy
+  | RequestAuthentication
+  | DestinationRule
+  | VirtualService
+  | HTTPRoute
+  | GRPCRoute;
 export type MeshKind = MeshResource['kind'];
 
 /** The root namespace: policies there apply mesh-wide (DESIGN.md §3). */

@@ -6,9 +6,13 @@
  * - Warnings (Istio accepts these, but they are probably mistakes): a ServiceEntry whose
  *   workloadSelector selects no WorkloadEntry yet; a Sidecar egress host that names no known
  *   service; several Sidecars without workloadSelector in one namespace.
+ * - Traffic kinds (`traffic-validate.ts`): errors for a VirtualService / HTTPRoute / GRPCRoute
+ *   destination host, subset or port that no ServiceEntry / DestinationRule defines; a warning
+ *   when a VirtualService and a Gateway API route target one host (the VirtualService wins).
  */
 import { formatPath, type PathSegment, type ResourceLocator } from './issues.js';
 import { matchesSelector, workloadLabels } from './selectors.js';
+import { trafficSetIssues } from './traffic-validate.js';
 import { resourceKey, type MeshResource, type ResourceIssue, type ServiceEntry, type Sidecar, type WorkloadEntry } from './types.js';
 
 /** Result of {@link validateResourceSet}. */
@@ -34,11 +38,21 @@ export function hostsOverlap(a: string, b: string): boolean {
   return covers(a, b) || covers(b, a);
 }
 
+/** Options for {@link validateResourceSet}. */
+export interface SetCheckOptions {
+  /**
+   * Check the references of the traffic kinds (destination hosts, subsets, ports) as errors. They
+   * need the whole mesh: a set that is only part of it (an API request body) cannot be checked
+   * alone. Default: on, except for a set made only of API resources (`origin.source: api`).
+   */
+  references?: boolean;
+}
+
 /**
  * Runs the set-level checks. `locate` (from `parseResources`/`loadDirectory`) puts the exact line
  * of the offending field on each issue; without it the resource's document line is used.
  */
-export function validateResourceSet(resources: readonly MeshResource[], locate?: ResourceLocator): SetCheckResult {
+export function validateResourceSet(resources: readonly MeshResource[], locate?: ResourceLocator, options: SetCheckOptions = {}): SetCheckResult {
   const warnings: ResourceIssue[] = [];
   const errors: ResourceIssue[] = [];
   const issue = (list: ResourceIssue[], r: MeshResource, path: PathSegment[], message: string): void => {
@@ -93,5 +107,10 @@ export function validateResourceSet(resources: readonly MeshResource[], locate?:
       });
     });
   }
+
+  const references = options.references ?? !(resources.length > 0 && resources.every((r) => r.origin?.source === 'api'));
+  const traffic = trafficSetIssues(resources, { references });
+  for (const e of traffic.errors) issue(errors, e.resource, e.path, e.message);
+  for (const w of traffic.warnings) issue(warnings, w.resource, w.path, w.message);
   return { warnings, errors };
 }

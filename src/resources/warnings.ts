@@ -10,6 +10,7 @@
 import type { PathSegment } from './issues.js';
 import { parseJwks } from './jwks.js';
 import { isPartialWildcard } from './names.js';
+import { trafficResourceWarnings } from './traffic-validate.js';
 import type { AuthorizationPolicy, AuthzRule, MeshResource, RequestAuthentication, ServiceEntry, Sidecar, WorkloadEntrySpec, WorkloadGroup } from './types.js';
 
 /** A warning about one resource, located by its path inside the resource. */
@@ -207,6 +208,12 @@ export function resourceWarnings(r: MeshResource): ResourceWarning[] {
       break;
     case 'RequestAuthentication':
       requestAuthenticationWarnings(r, out);
+      break;
+    case 'DestinationRule':
+    case 'VirtualService':
+    case 'HTTPRoute':
+    case 'GRPCRoute':
+      out.push(...trafficResourceWarnings(r));
       break;
   }
   return out;
