@@ -42,6 +42,7 @@ const TITLES: Record<number, string> = {
   410: 'Gone',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -50,6 +51,7 @@ const TITLES: Record<number, string> = {
 export type ProblemSlug =
   | 'invalid-request'
   | 'invalid-resources'
+  | 'invalid-references'
   | 'unauthenticated'
   | 'forbidden'
   | 'not-found'

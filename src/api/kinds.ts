@@ -1,7 +1,7 @@
 /**
  * Kind names in URLs and on the command line, as `kubectl` accepts them: the kind
  * (`WorkloadEntry`, any case), its lower-case plural (`workloadentries`) or Istio's short name
- * (`we`, `wg`, `se`, `pa`, `ap`, `ra`; `sidecar` has none).
+ * (`we`, `wg`, `se`, `pa`, `ap`, `ra`, `dr`, `vs`; `sidecar`, `httproute` and `grpcroute` have none).
  */
 import { KIND_SCHEMAS } from '../resources/schemas.js';
 import type { MeshKind } from '../resources/types.js';
@@ -13,6 +13,8 @@ const SHORT_NAMES: Partial<Record<MeshKind, string>> = {
   PeerAuthentication: 'pa',
   AuthorizationPolicy: 'ap',
   RequestAuthentication: 'ra',
+  DestinationRule: 'dr',
+  VirtualService: 'vs',
 };
 
 /** Every kind the API stores. */

@@ -91,6 +91,28 @@ export function meshWarnings(incoming: ParsedBody, snapshot: MeshSnapshot): Reso
   return [...incoming.warnings, ...[...warnings, ...policyWarnings].filter((w) => w.file === REQUEST_BODY)];
 }
 
+/** Kinds whose references (destination hosts, subsets, ports, parentRefs) are checked against the mesh. */
+const TRAFFIC_KINDS: ReadonlySet<string> = new Set(['DestinationRule', 'VirtualService', 'HTTPRoute', 'GRPCRoute', 'ServiceEntry']);
+
+/**
+ * Checks the references of incoming traffic resources against the whole mesh (the registry's
+ * resources, with the incoming ones replacing theirs): a VirtualService or HTTPRoute destination
+ * host no ServiceEntry defines, a subset no DestinationRule defines, a port the service lacks.
+ * A body alone cannot be checked this way (its ServiceEntry may live in a file or Consul). Throws a
+ * 422 `invalid-references` {@link ApiError} listing each error with path and line; nothing is
+ * written then, so the last good configuration keeps serving.
+ */
+export function checkMeshReferences(incoming: ParsedBody, snapshot: MeshSnapshot): void {
+  if (!incoming.resources.some((r) => TRAFFIC_KINDS.has(r.kind))) return;
+  const keys = new Set(incoming.resources.map(resourceKey));
+  const merged = [...snapshot.resources.filter((r) => !keys.has(resourceKey(r))), ...incoming.resources];
+  const { errors } = validateResourceSet(merged, incoming.locate, { references: true });
+  const own = errors.filter((e) => e.file === REQUEST_BODY);
+  if (own.length === 0) return;
+  const detail = own.length === 1 ? formatIssue(own[0]!) : `${own.length} references in the request body do not resolve; see errors`;
+  throw new ApiError(422, 'invalid-references', `${detail}; nothing was applied`, fieldErrors(own));
+}
+
 /** Warnings as field errors (path, message, line). */
 export function warningList(warnings: readonly ResourceIssue[]): FieldError[] {
   return fieldErrors(warnings);

@@ -18,6 +18,7 @@ import { badRequest, forbidden, notFound } from './errors.js';
 import { resolveKind } from './kinds.js';
 import { problems, SECURITY } from './openapi-common.js';
 import {
+  checkMeshReferences,
   checkNotOwnedElsewhere,
   checkResourceMediaType,
   declaresNamespace,
@@ -142,6 +143,7 @@ export function registerResourceRoutes(app: OpenAPIHono<ApiEnv>, deps: ApiDeps):
     }
     const snapshot = registry.current();
     checkNotOwnedElsewhere(snapshot, body.resources.map(resourceKey));
+    checkMeshReferences(body, snapshot);
     const warnings = meshWarnings(body, snapshot);
     const writes: PutWrite[] = body.resources.map((resource) => ({
       op: 'put',
@@ -198,6 +200,7 @@ export function registerResourceRoutes(app: OpenAPIHono<ApiEnv>, deps: ApiDeps):
     }
     const snapshot = registry.current();
     checkNotOwnedElsewhere(snapshot, [resourceKey(resource)]);
+    checkMeshReferences(body, snapshot);
     const warnings = meshWarnings(body, snapshot);
     const expected = resource.metadata.resourceVersion;
     const result = await store.resources.write([{ op: 'put', resource, ...(expected !== undefined ? { expectedVersion: expected } : {}) }], actorOf(principal));

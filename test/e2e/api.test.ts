@@ -103,6 +103,44 @@ describe('HTTP API contract', () => {
   });
 
   describe('POST /v1/apply', () => {
+    it('422 when a VirtualService routes to a host or subset the mesh does not define (file and API resources count); nothing is written', async () => {
+      const vs = (host: string, subset = '') => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: refs
+  namespace: shop
+spec:
+  hosts: [refs.shop.mesh]
+  http:
+  - route:
+    - destination:
+        host: ${host}
+${subset ? `        subset: ${subset}\n` : ''}`;
+      const se = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: refs
+  namespace: shop
+spec:
+  hosts: [refs.shop.mesh]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: web}}
+`;
+      const missing = problem(await h.request('POST', '/v1/apply', { body: vs('nowhere.shop.mesh') }), 422, /nowhere\.shop\.mesh.*nothing was applied/);
+      assert.equal(missing.type, 'https://skiff.dev/problems/invalid-references');
+      assert.ok(missing.errors?.some((e) => e.path.includes('destination.host') && e.line !== undefined), JSON.stringify(missing.errors));
+      problem(await h.request('GET', '/v1/namespaces/shop/virtualservices/refs'), 404);
+      ok(await h.request('POST', '/v1/apply', { body: se }));
+      h.flush();
+      const noSubset = problem(await h.request('POST', '/v1/apply', { body: vs('refs.shop.mesh', 'v9') }), 422, /v9/);
+      assert.ok(noSubset.errors?.some((e) => e.path.includes('subset')), JSON.stringify(noSubset.errors));
+      ok(await h.request('POST', '/v1/apply', { body: vs('refs.shop.mesh') }));
+      ok(await h.request('DELETE', '/v1/namespaces/shop/virtualservices/refs'));
+      ok(await h.request('DELETE', '/v1/namespaces/shop/serviceentries/refs'));
+    });
+
     it('applies every document of a multi-document body in one revision and reports warnings with their line', async () => {
       const body = `${weYaml('apply-a', 'shop', '10.1.0.1')}---
 ${weYaml('apply-b', 'shop', '10.1.0.2')}---
