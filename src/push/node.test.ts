@@ -49,3 +49,9 @@ void test('bad node ids and metadata are refused with a clear error', () => {
     assert.throws(() => parseProxyNode(node, 'cluster.local'), (err: unknown) => err instanceof ProxyNodeError && message.test(err.message), node.id);
   }
 });
+
+void test('node.locality becomes the proxy locality (used for locality-aware load balancing); an empty one is ignored', () => {
+  const p = parseProxyNode({ id: ID, locality: { region: 'eu', zone: 'eu-a', subZone: '' } }, 'cluster.local');
+  assert.deepEqual(p.locality, { region: 'eu', zone: 'eu-a', subZone: '' });
+  assert.equal(parseProxyNode({ id: ID, locality: { region: '', zone: '' } }, 'cluster.local').locality, undefined);
+});

@@ -12,6 +12,8 @@ export interface ProxyNodeInput {
   id: string;
   /** `node.metadata` as plain JSON. */
   metadata?: Record<string, unknown>;
+  /** `node.locality` (envoy.config.core.v3.Locality): where the proxy runs. */
+  locality?: { region?: string; zone?: string; subZone?: string };
 }
 
 /** Thrown by {@link parseProxyNode} for a node id or metadata that cannot name a proxy. */
@@ -33,6 +35,8 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
  *   metadata name a namespace they must agree.
  * - SERVICE_ACCOUNT defaults to `default`; LABELS is an object of strings or a JSON string of one;
  *   WORKLOAD_NAME is optional.
+ * - `node.locality`, when set, becomes the proxy's locality (its WorkloadEntry's `locality` wins
+ *   in the push context).
  *
  * Throws {@link ProxyNodeError} naming the offending part.
  */
@@ -75,6 +79,8 @@ export function parseProxyNode(node: ProxyNodeInput, trustDomain: string): Proxy
     spiffeId: spiffeIdOf(trustDomain, namespace, serviceAccount),
   };
   if (workloadName !== undefined) identity.workloadName = workloadName;
+  const l = node.locality;
+  if (l && (l.region || l.zone || l.subZone)) identity.locality = { ...l };
   return identity;
 }
 

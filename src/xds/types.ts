@@ -15,6 +15,8 @@ export interface XdsNode {
   userAgentName?: string;
   /** `node.user_agent_version` (Envoy sends its version here, e.g. `1.40.0`). */
   userAgentVersion?: string;
+  /** `node.locality` (envoy.config.core.v3.Locality), when the proxy sends a non-empty one. */
+  locality?: { region?: string; zone?: string; subZone?: string };
 }
 
 /** One named resource with its content-hash version. */

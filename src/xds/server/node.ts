@@ -30,6 +30,7 @@ export interface NodeObject {
   metadata?: StructObject;
   userAgentName?: string;
   userAgentVersion?: string;
+  locality?: { region?: string; zone?: string; subZone?: string };
 }
 
 /** Nesting deeper than this in node metadata is refused (a guard against hostile input). */
@@ -102,11 +103,18 @@ export function jsonToStruct(obj: Record<string, unknown>): StructObject {
   return jsonToStructAt(obj, '', 0);
 }
 
-/** Decodes a `Node` (protobufjs object form) into an {@link XdsNode}; absent strings become `''`. */
+/** Decodes a `Node` (protobufjs object form) into an {@link XdsNode}; absent strings become `''`, an empty locality is dropped. */
 export function decodeNode(node: NodeObject): XdsNode {
   const out: XdsNode = { id: node.id ?? '', cluster: node.cluster ?? '', metadata: structToJson(node.metadata) };
   if (node.userAgentName) out.userAgentName = node.userAgentName;
   if (node.userAgentVersion) out.userAgentVersion = node.userAgentVersion;
+  const l = node.locality;
+  if (l && (l.region || l.zone || l.subZone)) {
+    out.locality = {};
+    if (l.region) out.locality.region = l.region;
+    if (l.zone) out.locality.zone = l.zone;
+    if (l.subZone) out.locality.subZone = l.subZone;
+  }
   return out;
 }
 
@@ -115,5 +123,6 @@ export function nodeToObject(node: XdsNode): NodeObject {
   const out: NodeObject = { id: node.id, cluster: node.cluster, metadata: jsonToStruct(node.metadata) };
   if (node.userAgentName !== undefined) out.userAgentName = node.userAgentName;
   if (node.userAgentVersion !== undefined) out.userAgentVersion = node.userAgentVersion;
+  if (node.locality !== undefined) out.locality = { ...node.locality };
   return out;
 }
