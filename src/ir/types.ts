@@ -229,9 +229,8 @@ export interface VirtualHostIR {
   cluster: string;
   /**
    * The routes of a VirtualService / HTTPRoute / GRPCRoute for this host, in match order. Unset: one
-   * default route `/` to `cluster`. The push context appends that default route itself when the
-   * resource's routes do not match every request (Istio does not: unmatched requests get 404, so
-   * the push context only appends it for HTTPRoute, following the Gateway API).
+   * default route `/` to `cluster`. When set, a request no route matches gets 404 (Istio and the
+   * Gateway API add no fallback route).
    */
   routes?: RouteIR[];
   /** Which resource set `routes`, e.g. `VirtualService/demo/reviews`. */

@@ -28,6 +28,7 @@ import type {
   ExtAuthzProviderIR,
   HboneInboundIR,
   LoadAssignmentIR,
+  LocalityIR,
   OutboundClusterIR,
   OutboundListenerIR,
   ProxyIdentity,
@@ -42,11 +43,14 @@ import { egressHostMatches, parseEgressHost } from './hosts.js';
 import { resolvePeerAuthentication, type MtlsResolver } from './peer-authentication.js';
 import { selectSidecar } from './sidecar.js';
 import { selectorMatches, workloadLabels } from './selectors.js';
-import { serviceEndpoints, visibleServices, type MeshService } from './services.js';
+import { labeledServiceEndpoints, parseLocality, visibleServices, type MeshService } from './services.js';
 import { endpointPort } from '../registry/endpoints.js';
 import { applicableAuthorizationPolicies, applicableRequestAuthentications, type PolicyTarget } from './authorization.js';
 import { jwtRulesOf } from './request-authentication.js';
 import { resolveExtAuthzProviders, type MeshConfigInput } from './ext-authz.js';
+import { clusterSettings, destinationRuleLookup, type DestinationRuleLookup } from './traffic/destination-rule.js';
+import { applyLocalityLb, effectiveLocalitySetting, withTopologyLabels } from './traffic/locality.js';
+import { expandHost, httpRoutesForHost, tcpRouteForHost, type RouteContext } from './traffic/routes.js';
 
 /**
  * What the push context needs besides the registry snapshot: the control plane's mesh config (root
@@ -111,6 +115,14 @@ class Builder {
   readonly loadAssignments = new Map<string, LoadAssignmentIR>();
   /** Addresses already taken by a listener or the application. */
   readonly bound: Bound[] = [];
+  /** The proxy workload's labels (VirtualService `sourceLabels`); set by `buildProxyIR`. */
+  workloadLabels: Readonly<Record<string, string>> = {};
+  /** The services visible to the proxy (route destinations resolve among them); set by `buildProxyIR`. */
+  visible: readonly MeshService[] = [];
+  /** DestinationRule lookup for this proxy (src/push/traffic/destination-rule.ts); set by `buildProxyIR`. */
+  destinationRules: DestinationRuleLookup | undefined;
+  /** The proxy's locality and its labels with Istio's topology labels (locality LB); set by `buildProxyIR`. */
+  localityClient: { locality?: LocalityIR; labels: Readonly<Record<string, string>> } = { labels: {} };
 
   constructor(
     readonly snapshot: MeshSnapshot,
@@ -169,18 +181,37 @@ class Builder {
 
   /**
    * Adds (once) the outbound cluster and load assignment of one service port, or of one
-   * DestinationRule subset of it (`outbound|<port>|<subset>|<host>`).
+   * DestinationRule subset of it (`outbound|<port>|<subset>|<host>`), with the DestinationRule
+   * that applies (src/push/traffic/destination-rule.ts): a subset's endpoints are the service's
+   * endpoints carrying all the subset's labels; the merged traffic policy, upstream TLS
+   * (ISTIO_MUTUAL overrides or DISABLE/SIMPLE/MUTUAL) and, from the proxy's locality, endpoint
+   * priorities and locality weights (src/push/traffic/locality.ts). Building the whole-service
+   * cluster also builds one cluster per subset of the rule, as Istio's CDS does.
    */
   outboundCluster(svc: MeshService, port: ServicePort, subset = ''): OutboundClusterIR {
     const name = outboundClusterName(port.number, svc.host, subset);
     const existing = this.clusters.get(name);
     if (existing?.direction === 'outbound') return existing;
-    const endpoints = serviceEndpoints(this.snapshot, svc, port, this.proxy.trustDomain, this.warn);
-    for (const ep of endpoints) {
-      const source = this.snapshot.byKey.get(ep.source);
-      if (source?.kind === 'WorkloadEntry' && speaksHbone(workloadLabels(source))) ep.hbone = true;
+    const dr = this.destinationRules?.(svc.host, svc.namespace);
+    const settings = dr ? clusterSettings(dr, port.number, subset, this.warn) : undefined;
+    let labeled = labeledServiceEndpoints(this.snapshot, svc, port, this.proxy.trustDomain, this.warn);
+    if (subset) {
+      if (!dr) {
+        this.warn(`cluster ${name}: no DestinationRule for ${svc.host} defines subset ${subset}: the cluster has no endpoints`);
+        labeled = [];
+      } else if (settings?.unknownSubset) {
+        this.warn(`cluster ${name}: ${dr.source} has no subset ${subset}: the cluster has no endpoints`);
+        labeled = [];
+      } else {
+        const want = Object.entries(settings?.subsetLabels ?? {});
+        labeled = labeled.filter((e) => want.every(([k, v]) => e.labels[k] === v));
+      }
     }
-    const sans = new Set(endpoints.map((e) => e.spiffeId));
+    for (const e of labeled) {
+      const source = this.snapshot.byKey.get(e.endpoint.source);
+      if (source?.kind === 'WorkloadEntry' && speaksHbone(workloadLabels(source))) e.endpoint.hbone = true;
+    }
+    const sans = new Set(labeled.map((e) => e.endpoint.spiffeId));
     for (const san of svc.entry.spec.subjectAltNames ?? []) sans.add(san);
     const cluster: OutboundClusterIR = {
       direction: 'outbound',
@@ -192,8 +223,30 @@ class Builder {
       tls: { mode: 'ISTIO_MUTUAL', sni: outboundSni(port.number, svc.host, subset), subjectAltNames: [...sans].sort() },
     };
     if (subset) cluster.subset = subset;
+    if (settings?.istioMutual?.sni) cluster.tls.sni = settings.istioMutual.sni;
+    if (settings?.istioMutual?.subjectAltNames) cluster.tls.subjectAltNames = settings.istioMutual.subjectAltNames;
+    if (settings?.clientTls) cluster.clientTls = settings.clientTls;
+    const policy = settings?.policy;
+    const withTopology = labeled.map((e) => ({ endpoint: e.endpoint, labels: withTopologyLabels(e.labels, e.endpoint.locality, e.network) }));
+    const locality = dr ? applyLocalityLb(withTopology, this.localityClient, effectiveLocalitySetting(settings?.localityLbSetting), policy?.outlierDetection !== undefined) : undefined;
+    const loadAssignment: LoadAssignmentIR = { clusterName: name, endpoints: locality ? locality.endpoints : labeled.map((e) => e.endpoint) };
+    if (locality?.localityWeights) loadAssignment.localityWeights = locality.localityWeights;
+    if (policy) {
+      if (locality?.applied) policy.locality = { weighted: locality.weighted };
+      cluster.trafficPolicy = policy;
+    } else if (locality?.applied && dr) {
+      cluster.trafficPolicy = { source: dr.source, locality: { weighted: locality.weighted } };
+    }
+    if (policy?.simpleLb === 'PASSTHROUGH') {
+      this.warn(`cluster ${name}: loadBalancer PASSTHROUGH (${policy.source}) sends each connection to its original destination (Envoy ORIGINAL_DST); Skiff's outbound listeners are explicit (${DEFAULT_EGRESS_BIND}:<port>), so that is the listener address unless the traffic was redirected there`);
+    }
     this.clusters.set(name, cluster);
-    this.loadAssignments.set(name, { clusterName: name, endpoints });
+    this.loadAssignments.set(name, loadAssignment);
+    if (!subset && dr) {
+      for (const s of dr.subsets) {
+        if (s.name) this.outboundCluster(svc, port, s.name);
+      }
+    }
     return cluster;
   }
 
@@ -211,9 +264,42 @@ class Builder {
   }
 
   /**
+   * The route builders' view of this proxy for listener port `port` (src/push/traffic): a
+   * destination resolves among the services visible to the proxy (`visible`, set before the
+   * outbound listeners are built), by FQDN or by short name relative to the route's namespace;
+   * its port is the one given, else the service's only port, else the listener port.
+   */
+  routeContext(port: number): RouteContext {
+    return {
+      proxyNamespace: this.proxy.namespace,
+      proxyLabels: this.workloadLabels,
+      port,
+      warn: this.warn,
+      cluster: (dest, namespace, where) => {
+        const host = expandHost(dest.host, namespace);
+        const svc = this.visible.find((s) => s.host.toLowerCase() === host);
+        if (!svc) {
+          this.warn(`${where}: host ${dest.host} is not a service visible to this proxy: not routed`);
+          return undefined;
+        }
+        const want = dest.port ?? (svc.ports.length === 1 ? svc.ports[0]!.number : port);
+        const sp = svc.ports.find((p) => p.number === want);
+        if (!sp) {
+          this.warn(`${where}: ${svc.host} has no port ${want}${dest.port === undefined ? ' (set destination.port: it has several)' : ''}: not routed`);
+          return undefined;
+        }
+        return this.outboundCluster(svc, sp, dest.subset ?? '').name;
+      },
+    };
+  }
+
+  /**
    * Adds one outbound listener on `bind:port` for the service ports `pairs` (sorted by host).
    * `explicit` is true for an egress entry that names the port: its problems are warnings; a
-   * port-less entry silently yields to a listener already on that address.
+   * port-less entry silently yields to a listener already on that address. Each HTTP virtual host
+   * gets the routes of the host's VirtualService or Gateway API routes (`traffic/routes.ts`); a TCP
+   * listener takes the weighted split of a VirtualService `tcp` route. The clusters those routes
+   * name (subsets, other services) are added as they are resolved.
    */
   addOutbound(bind: string, port: number, pairs: Array<{ svc: MeshService; port: ServicePort }>, protocol: string | undefined, where: string, explicit: boolean): void {
     const name = listenerName(bind, port);
@@ -244,15 +330,29 @@ class Builder {
         this.warn(`${where}: TCP listener ${name} can forward to one service only: ${winner.svc.host} wins over ${kept.slice(1).map((p) => p.svc.host).join(', ')}`);
       }
       const cluster = this.outboundCluster(winner.svc, winner.port);
-      this.outbound.push({ name, address: bind, port, protocol: 'TCP', tcpCluster: cluster.name });
+      const listener: OutboundListenerIR = { name, address: bind, port, protocol: 'TCP', tcpCluster: cluster.name };
+      const tcp = tcpRouteForHost(this.snapshot, winner.svc, this.routeContext(port));
+      if (tcp) {
+        listener.tcpCluster = tcp.clusters[0]!.cluster;
+        if (tcp.clusters.length > 1) listener.tcpWeightedClusters = tcp.clusters;
+      }
+      this.outbound.push(listener);
     } else {
       const clusters = kept.map((p) => this.outboundCluster(p.svc, p.port));
+      const vhosts = virtualHosts(clusters, port);
+      vhosts.forEach((vh, i) => {
+        const routed = httpRoutesForHost(this.snapshot, kept[i]!.svc, this.routeContext(port));
+        if (routed) {
+          vh.routes = routed.routes;
+          vh.routesSource = routed.source;
+        }
+      });
       this.outbound.push({
         name,
         address: bind,
         port,
         protocol: 'HTTP',
-        routeConfig: { name: routeConfigName(bind, port), virtualHosts: virtualHosts(clusters, port) },
+        routeConfig: { name: routeConfigName(bind, port), virtualHosts: vhosts },
       });
     }
     this.bound.push({ address: bind, port, what: `outbound listener ${name}` });
@@ -284,6 +384,11 @@ export function buildProxyIR(snapshot: MeshSnapshot, proxy: ProxyIdentity, extra
   if (proxy.namespace !== rootNamespace) sidecars.push(...(snapshot.sidecarsByNamespace.get(rootNamespace) ?? []));
   const sidecar = selectSidecar(sidecars, proxy.namespace, labels, b.warn, rootNamespace);
   const services = visibleServices(snapshot, proxy.namespace, b.warn);
+  b.workloadLabels = labels;
+  b.visible = services;
+  b.destinationRules = destinationRuleLookup(snapshot, { namespace: proxy.namespace, labels }, rootNamespace, b.warn);
+  const ownLocality = parseLocality(we?.spec.locality) ?? proxy.locality;
+  b.localityClient = { ...(ownLocality ? { locality: ownLocality } : {}), labels: withTopologyLabels(labels, ownLocality, we?.spec.network) };
   const ownServices = we
     ? [...(snapshot.servicesByWorkload.get(`${we.metadata.namespace}/${we.metadata.name}`) ?? [])]
     : snapshot.serviceEntries.filter((se) => se.metadata.namespace === proxy.namespace && se.spec.workloadSelector && selectorMatches(se.spec.workloadSelector.labels, labels));
@@ -327,6 +432,7 @@ export function buildProxyIR(snapshot: MeshSnapshot, proxy: ProxyIdentity, extra
     x.port - y.port || (x.address < y.address ? -1 : x.address > y.address ? 1 : 0);
   const byName = <T>(key: (t: T) => string) => (x: T, y: T): number => (key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0);
   const identity: ProxyIdentity = { ...proxy, labels };
+  if (ownLocality) identity.locality = ownLocality;
   const name = we?.metadata.name ?? proxy.workloadName;
   if (name !== undefined) identity.workloadName = name;
   return {

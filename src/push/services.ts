@@ -119,7 +119,21 @@ function exportedTo(se: ServiceEntry, ns: string): boolean {
  * left out (they leave EDS).
  */
 export function serviceEndpoints(snapshot: MeshSnapshot, svc: MeshService, port: ServicePort, trustDomain: string, warn: (msg: string) => void): EndpointIR[] {
-  const out: EndpointIR[] = [];
+  return labeledServiceEndpoints(snapshot, svc, port, trustDomain, warn).map((e) => e.endpoint);
+}
+
+/**
+ * {@link serviceEndpoints} with each endpoint's labels (the WorkloadEntry's or the inline
+ * endpoint's) and network, which DestinationRule subsets select on and `failoverPriority` compares.
+ */
+export function labeledServiceEndpoints(
+  snapshot: MeshSnapshot,
+  svc: MeshService,
+  port: ServicePort,
+  trustDomain: string,
+  warn: (msg: string) => void,
+): Array<{ endpoint: EndpointIR; labels: Readonly<Record<string, string>>; network?: string }> {
+  const out: Array<{ endpoint: EndpointIR; labels: Readonly<Record<string, string>>; network?: string }> = [];
   const seen = new Set<string>();
   for (const entry of svc.entries ?? [svc.entry]) {
     const entryPort = entry === svc.entry ? port : entry.spec.ports?.find((p) => p.number === port.number);
@@ -138,7 +152,7 @@ export function serviceEndpoints(snapshot: MeshSnapshot, svc: MeshService, port:
       if (e.weight !== undefined && e.weight > 0) ep.weight = e.weight;
       const locality = parseLocality(e.locality);
       if (locality) ep.locality = locality;
-      out.push(ep);
+      out.push({ endpoint: ep, labels: e.labels, ...(e.network !== undefined ? { network: e.network } : {}) });
     }
   }
   return out;

@@ -28,6 +28,11 @@ export const ExtensionType = {
   ProxyProtocolListener: 'type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol',
   RawBuffer: 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer',
   SetFilterState: 'type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config',
+  HttpFault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
+  Cors: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors',
+  CorsPolicy: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy',
+  PreviousHostsPredicate: 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
+  PreviousPrioritiesConfig: 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig',
 } as const;
 
 /** The Envoy extension names the typed configs above are registered under. */
@@ -48,6 +53,10 @@ export const FilterName = {
   ProxyProtocolListener: 'envoy.filters.listener.proxy_protocol',
   RawBuffer: 'envoy.transport_sockets.raw_buffer',
   SetFilterState: 'envoy.filters.http.set_filter_state',
+  HttpFault: 'envoy.filters.http.fault',
+  Cors: 'envoy.filters.http.cors',
+  PreviousHosts: 'envoy.retry_host_predicates.previous_hosts',
+  PreviousPriorities: 'envoy.retry_priorities.previous_priorities',
 } as const;
 
 /** The HTTP router filter (always the last HTTP filter). */

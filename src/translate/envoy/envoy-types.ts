@@ -139,11 +139,94 @@ export interface Listener {
   trafficDirection: 'INBOUND' | 'OUTBOUND';
 }
 
-/** `envoy.config.route.v3.Route` (prefix match, route to one cluster). */
+/** `envoy.type.v3.FractionalPercent`. */
+export interface FractionalPercent {
+  numerator: number;
+  denominator: 'HUNDRED' | 'TEN_THOUSAND' | 'MILLION';
+}
+
+/** `envoy.config.route.v3.QueryParameterMatcher`. */
+export type QueryParameterMatcher = { name: string } & ({ presentMatch: boolean } | { stringMatch: StringMatcher });
+
+/** `envoy.config.route.v3.RouteMatch` (path forms, case sensitivity, headers, query parameters). */
+export type RouteMatch = ({ prefix: string } | { path: string } | { safeRegex: { regex: string } }) & {
+  caseSensitive?: { value: boolean };
+  headers?: Array<HeaderMatcher & { invertMatch?: boolean }>;
+  queryParameters?: QueryParameterMatcher[];
+};
+
+/** `envoy.config.route.v3.RetryPolicy` (the fields Istio sets). */
+export interface RetryPolicy {
+  retryOn: string;
+  numRetries: { value: number };
+  perTryTimeout?: Duration;
+  retryHostPredicate?: TypedExtensionConfig[];
+  hostSelectionRetryMaxAttempts?: number;
+  retriableStatusCodes?: number[];
+  retryPriority?: TypedExtensionConfig;
+}
+
+/** `envoy.config.route.v3.WeightedCluster.ClusterWeight`. */
+export interface ClusterWeight {
+  name: string;
+  weight: { value: number };
+  requestHeadersToAdd?: HeaderValueOption[];
+  requestHeadersToRemove?: string[];
+  responseHeadersToAdd?: HeaderValueOption[];
+  responseHeadersToRemove?: string[];
+}
+
+/** `envoy.config.route.v3.RouteAction` (the fields Skiff sets). */
+export interface RouteAction {
+  cluster?: string;
+  weightedClusters?: { clusters: ClusterWeight[] };
+  timeout: Duration;
+  retryPolicy?: RetryPolicy;
+  requestMirrorPolicies?: Array<{ cluster: string; runtimeFraction?: { defaultValue: FractionalPercent } }>;
+  prefixRewrite?: string;
+  regexRewrite?: { pattern: { regex: string }; substitution: string };
+  hostRewriteLiteral?: string;
+  hashPolicy?: RouteHashPolicy[];
+}
+
+/** `envoy.config.route.v3.RedirectAction`. */
+export interface RedirectAction {
+  pathRedirect?: string;
+  prefixRewrite?: string;
+  hostRedirect?: string;
+  portRedirect?: number;
+  schemeRedirect?: string;
+  responseCode?: 'MOVED_PERMANENTLY' | 'FOUND' | 'SEE_OTHER' | 'TEMPORARY_REDIRECT' | 'PERMANENT_REDIRECT';
+}
+
+/** `envoy.config.route.v3.Route`: forward (`route`), `redirect` or `directResponse`. */
 export interface Route {
   name: string;
-  match: { prefix: string };
-  route: { cluster: string; timeout: Duration };
+  match: RouteMatch;
+  route?: RouteAction;
+  redirect?: RedirectAction;
+  directResponse?: { status: number; body?: { inlineString: string } };
+  requestHeadersToAdd?: HeaderValueOption[];
+  requestHeadersToRemove?: string[];
+  responseHeadersToAdd?: HeaderValueOption[];
+  responseHeadersToRemove?: string[];
+  typedPerFilterConfig?: Record<string, TypedConfig>;
+}
+
+/** `envoy.extensions.filters.http.fault.v3.HTTPFault` (per-route: fixed delay and abort). */
+export interface HttpFault {
+  delay?: { fixedDelay: Duration; percentage: FractionalPercent };
+  abort?: ({ httpStatus: number } | { grpcStatus: number }) & { percentage: FractionalPercent };
+}
+
+/** `envoy.extensions.filters.http.cors.v3.CorsPolicy` (per-route). */
+export interface CorsPolicy {
+  allowOriginStringMatch?: StringMatcher[];
+  allowMethods?: string;
+  allowHeaders?: string;
+  exposeHeaders?: string;
+  maxAge?: string;
+  allowCredentials?: { value: boolean };
 }
 
 /** `envoy.config.route.v3.Route` terminating HTTP CONNECT: the tunnelled bytes go to `cluster`. */
@@ -190,10 +273,11 @@ export interface HttpConnectionManager {
   upgradeConfigs?: Array<{ upgradeType: 'CONNECT' }>;
 }
 
-/** `envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy`. */
+/** `envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy`: one `cluster` or `weightedClusters`. */
 export interface TcpProxy {
   statPrefix: string;
-  cluster: string;
+  cluster?: string;
+  weightedClusters?: { clusters: Array<{ name: string; weight: number }> };
   /** Tunnel the connection in an HTTP CONNECT request for `hostname` (command operators allowed). */
   tunnelingConfig?: { hostname: string };
 }
@@ -210,6 +294,10 @@ export interface LbEndpoint {
 export interface LocalityLbEndpoints {
   locality?: { region?: string; zone?: string; subZone?: string };
   lbEndpoints: LbEndpoint[];
+  /** The locality's weight under locality-weighted load balancing. */
+  loadBalancingWeight?: { value: number };
+  /** Failover priority, 0 (highest) up without gaps. */
+  priority?: number;
 }
 
 /** `envoy.config.endpoint.v3.ClusterLoadAssignment`. */
@@ -218,10 +306,87 @@ export interface ClusterLoadAssignment {
   endpoints?: LocalityLbEndpoints[];
 }
 
-/** `envoy.extensions.upstreams.http.v3.HttpProtocolOptions` (explicit HTTP version). */
-export interface HttpProtocolOptions {
-  explicitHttpConfig: { httpProtocolOptions: Record<string, never> } | { http2ProtocolOptions: Record<string, never> };
+/** `envoy.config.core.v3.Http2ProtocolOptions` (the fields Skiff sets). */
+export interface Http2ProtocolOptions {
+  maxConcurrentStreams?: { value: number };
 }
+
+/**
+ * `envoy.extensions.upstreams.http.v3.HttpProtocolOptions`: the upstream HTTP version (explicit, or
+ * the downstream's) and `envoy.config.core.v3.HttpProtocolOptions` limits.
+ */
+export interface HttpProtocolOptions {
+  explicitHttpConfig?: { httpProtocolOptions: Record<string, never> } | { http2ProtocolOptions: Http2ProtocolOptions };
+  useDownstreamProtocolConfig?: { httpProtocolOptions: Record<string, never>; http2ProtocolOptions: Http2ProtocolOptions };
+  commonHttpProtocolOptions?: {
+    idleTimeout?: Duration;
+    maxConnectionDuration?: Duration;
+    maxRequestsPerConnection?: { value: number };
+  };
+}
+
+/** `envoy.config.cluster.v3.CircuitBreakers.Thresholds` (default priority). */
+export interface CircuitBreakerThresholds {
+  maxConnections?: { value: number };
+  maxPendingRequests?: { value: number };
+  maxRequests?: { value: number };
+  maxRetries?: { value: number };
+  trackRemaining?: boolean;
+}
+
+/** `envoy.config.cluster.v3.OutlierDetection` (the fields Istio sets; `_5xx` keeps protobufjs' field name). */
+export interface OutlierDetection {
+  consecutive_5xx?: { value: number };
+  enforcingConsecutive_5xx?: { value: number };
+  consecutiveGatewayFailure?: { value: number };
+  enforcingConsecutiveGatewayFailure?: { value: number };
+  splitExternalLocalOriginErrors?: boolean;
+  consecutiveLocalOriginFailure?: { value: number };
+  enforcingConsecutiveLocalOriginFailure?: { value: number };
+  enforcingLocalOriginSuccessRate?: { value: number };
+  enforcingSuccessRate?: { value: number };
+  interval?: Duration;
+  baseEjectionTime?: Duration;
+  maxEjectionPercent?: { value: number };
+}
+
+/** `envoy.config.cluster.v3.Cluster.CommonLbConfig` (panic threshold, locality-weighted LB). */
+export interface CommonLbConfig {
+  healthyPanicThreshold?: { value: number };
+  localityWeightedLbConfig?: Record<string, never>;
+}
+
+/** `envoy.config.core.v3.DataSource` read from a file on the proxy's machine. */
+export interface FileDataSource {
+  filename: string;
+}
+
+/**
+ * `envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext` for TLS to hosts outside the mesh
+ * (DestinationRule SIMPLE / MUTUAL): certificates and the CA from files, or the system trust store.
+ */
+export interface FileUpstreamTlsContext {
+  commonTlsContext: {
+    tlsCertificates?: Array<{ certificateChain: FileDataSource; privateKey: FileDataSource }>;
+    validationContext?: {
+      trustedCa?: FileDataSource;
+      systemRootCerts?: Record<string, never>;
+      matchTypedSubjectAltNames?: SubjectAltNameMatcher[];
+    };
+    alpnProtocols?: string[];
+  };
+  sni?: string;
+}
+
+/**
+ * `envoy.config.route.v3.RouteAction.HashPolicy`: what a consistent-hash cluster (RING_HASH,
+ * MAGLEV) hashes a request on.
+ */
+export type RouteHashPolicy =
+  | { header: { headerName: string } }
+  | { cookie: { name: string; path?: string; ttl?: Duration } }
+  | { connectionProperties: { sourceIp: boolean } }
+  | { queryParameter: { name: string } };
 
 /** `envoy.config.cluster.v3.Cluster` (STATIC, EDS and ORIGINAL_DST clusters). */
 export interface Cluster {
@@ -233,7 +398,14 @@ export interface Cluster {
   transportSocket?: TransportSocket;
   /** Transport sockets chosen by endpoint metadata (`envoy.transport_socket_match`). */
   transportSocketMatches?: Array<{ name: string; match: StructObject; transportSocket: TransportSocket }>;
-  lbPolicy?: 'CLUSTER_PROVIDED';
+  lbPolicy?: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV' | 'CLUSTER_PROVIDED';
+  ringHashLbConfig?: { minimumRingSize?: { value: number } };
+  maglevLbConfig?: { tableSize?: { value: number } };
+  circuitBreakers?: { thresholds: CircuitBreakerThresholds[] };
+  outlierDetection?: OutlierDetection;
+  commonLbConfig?: CommonLbConfig;
+  /** TCP keepalive of upstream connections (seconds). */
+  upstreamConnectionOptions?: { tcpKeepalive: { keepaliveProbes?: { value: number }; keepaliveTime?: { value: number }; keepaliveInterval?: { value: number } } };
   /** ORIGINAL_DST: the destination `ip:port` from the connection's dynamic metadata. */
   originalDstLbConfig?: { metadataKey: { key: string; path: Array<{ key: string }> } };
   typedExtensionProtocolOptions?: Record<string, TypedConfig<HttpProtocolOptions>>;

@@ -63,11 +63,12 @@ export function translateEnvoy(ir: ProxyIR, modules: readonly EnvoyPolicyModule[
   for (const l of hbone.listeners) put(listeners, TypeUrl.Listener, l.name, l);
   for (const c of hbone.clusters) put(clusters, TypeUrl.Cluster, c.name, c);
   const tunnelled = hboneClusterNames(ir.loadAssignments);
+  const clusterIrs = new Map(ir.clusters.map((c) => [c.name, c]));
   for (const l of ir.outbound) {
     put(listeners, TypeUrl.Listener, l.name, outboundListener(l));
     if (l.protocol === 'HTTP' && l.routeConfig) {
       rdsNames.add(l.routeConfig.name);
-      put(routes, TypeUrl.RouteConfiguration, l.routeConfig.name, outboundRouteConfiguration(l.routeConfig));
+      put(routes, TypeUrl.RouteConfiguration, l.routeConfig.name, outboundRouteConfiguration(l.routeConfig, clusterIrs));
     }
   }
   for (const c of ir.clusters) {

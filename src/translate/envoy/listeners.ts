@@ -62,8 +62,23 @@ export function inboundListener(l: InboundListenerIR, ir: ProxyIR, modules: read
 }
 
 /**
+ * The HTTP filters of every outbound HTTP connection manager before the router, as Istio's
+ * sidecars have them: CORS, then fault injection. Both are empty (no effect) unless a route
+ * carries per-route config for them, and they are always there so that a VirtualService adding a
+ * fault or CORS policy changes only the routes (RDS), never the listener: a listener change would
+ * leave open connections on the old filter chain until they drain.
+ */
+function routeFilters(): NamedFilter[] {
+  return [
+    { name: FilterName.Cors, typedConfig: { '@type': ExtensionType.Cors } },
+    { name: FilterName.HttpFault, typedConfig: { '@type': ExtensionType.HttpFault } },
+  ];
+}
+
+/**
  * The outbound listener `<bind>_<port>`: HTTP through the HTTP connection manager with its route
- * configuration over RDS (via ADS), or TCP straight to the one cluster.
+ * configuration over RDS (via ADS), or TCP to the one cluster (or, with a VirtualService `tcp`
+ * split, tcp_proxy `weighted_clusters`).
  */
 export function outboundListener(l: OutboundListenerIR): Listener {
   let filter: NamedFilter;
@@ -73,12 +88,16 @@ export function outboundListener(l: OutboundListenerIR): Listener {
       statPrefix: `outbound_${l.address}_${l.port}`,
       codecType: 'AUTO',
       rds: { configSource: { ads: {}, resourceApiVersion: 'V3' }, routeConfigName: l.routeConfig.name },
-      httpFilters: [routerFilter()],
+      httpFilters: [...routeFilters(), routerFilter()],
       normalizePath: { value: true },
     });
   } else {
     if (!l.tcpCluster) throw new Error(`outbound listener ${l.name}: TCP without a cluster`);
-    filter = tcpProxyFilter({ statPrefix: l.tcpCluster, cluster: l.tcpCluster });
+    const weighted = (l.tcpWeightedClusters ?? []).filter((c) => c.weight > 0);
+    filter =
+      weighted.length > 1
+        ? tcpProxyFilter({ statPrefix: l.name, weightedClusters: { clusters: weighted.map((c) => ({ name: c.cluster, weight: c.weight })) } })
+        : tcpProxyFilter({ statPrefix: weighted[0]?.cluster ?? l.tcpCluster, cluster: weighted[0]?.cluster ?? l.tcpCluster });
   }
   return {
     name: l.name,

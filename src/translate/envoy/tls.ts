@@ -6,9 +6,10 @@
  * Follows envoy/extensions/transport_sockets/tls/v3/{tls,common,secret}.proto and Istio's
  * secret names and ALPN values (so Istio sidecars and Skiff sidecars accept each other).
  */
+import { isIP } from 'node:net';
 import type { AppProtocol, OutboundClusterIR, ProxyIdentity } from '../../ir/types.js';
 import { ExtensionType, FilterName } from './common.js';
-import type { CommonTlsContext, ConfigSource, SdsSecretConfig, TransportSocket } from './envoy-types.js';
+import type { CommonTlsContext, ConfigSource, FileUpstreamTlsContext, SdsSecretConfig, SubjectAltNameMatcher, TransportSocket } from './envoy-types.js';
 import { duration } from '../../xds/protos/loader.js';
 
 /** The cluster (in the agent's bootstrap) that reaches the agent's SDS server. */
@@ -105,4 +106,48 @@ export function upstreamTransportSocket(cluster: OutboundClusterIR, proxy: Proxy
       sni: cluster.tls.sni,
     },
   };
+}
+
+/**
+ * The transport socket of a cluster with a DestinationRule `tls` other than ISTIO_MUTUAL
+ * (Istio `ClientTLSSettings`, https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings),
+ * following Istio's upstream TLS context for files on the proxy's machine:
+ *
+ * - DISABLE: none (plaintext).
+ * - SIMPLE: TLS originated by the proxy. The server certificate is verified against
+ *   `caCertificates` (a file), else the system trust store (`system_root_certs`, Istio's
+ *   behaviour when no CA is given); `insecureSkipVerify` turns verification off. When
+ *   `subjectAltNames` are set the certificate must carry one of them (DNS names, URIs, IP addresses
+ *   by their form). SNI: `sni`, else the cluster host when it is a DNS name. ALPN `h2` for HTTP/2
+ *   clusters (as Istio), none otherwise.
+ * - MUTUAL: SIMPLE plus the client certificate chain and private key (`clientCertificate`,
+ *   `privateKey` files).
+ *
+ * The files are read by Envoy (DataSource `filename`): a missing file makes Envoy reject the cluster.
+ */
+export function clientTransportSocket(cluster: OutboundClusterIR): TransportSocket | undefined {
+  const tls = cluster.clientTls;
+  if (!tls || tls.mode === 'DISABLE') return undefined;
+  const ctx: FileUpstreamTlsContext = { commonTlsContext: {} };
+  const common = ctx.commonTlsContext;
+  if (tls.mode === 'MUTUAL' && tls.clientCertificate && tls.privateKey) {
+    common.tlsCertificates = [{ certificateChain: { filename: tls.clientCertificate }, privateKey: { filename: tls.privateKey } }];
+  }
+  if (!tls.insecureSkipVerify) {
+    const validation: NonNullable<FileUpstreamTlsContext['commonTlsContext']['validationContext']> = tls.caCertificates ? { trustedCa: { filename: tls.caCertificates } } : { systemRootCerts: {} };
+    if (tls.subjectAltNames.length > 0) validation.matchTypedSubjectAltNames = tls.subjectAltNames.map(sanMatcher);
+    common.validationContext = validation;
+  }
+  const h2 = cluster.protocol === 'HTTP2' || cluster.trafficPolicy?.connectionPool?.h2Upgrade === true;
+  if (h2) common.alpnProtocols = ['h2'];
+  const sni = tls.sni ?? (isIP(cluster.host) === 0 && !cluster.host.includes('*') ? cluster.host : undefined);
+  if (sni) ctx.sni = sni;
+  return { name: FilterName.TlsTransportSocket, typedConfig: { '@type': ExtensionType.UpstreamTlsContext, ...ctx } };
+}
+
+/** A SAN matcher by the value's form: `scheme://…` a URI, an IP literal an IP address, else a DNS name. */
+function sanMatcher(san: string): SubjectAltNameMatcher {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(san)) return { sanType: 'URI', matcher: { exact: san } };
+  if (isIP(san) !== 0) return { sanType: 'IP_ADDRESS', matcher: { exact: san } };
+  return { sanType: 'DNS', matcher: { exact: san } };
 }

@@ -56,6 +56,11 @@ const ENVOY_FILES = [
   'envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto',
   'envoy/extensions/filters/http/set_filter_state/v3/set_filter_state.proto',
   'envoy/extensions/bootstrap/internal_listener/v3/internal_listener.proto',
+  // Traffic management (issue 8): per-route fault injection and CORS, Istio's retry host predicate.
+  'envoy/extensions/filters/http/fault/v3/fault.proto',
+  'envoy/extensions/filters/http/cors/v3/cors.proto',
+  'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
+  'envoy/extensions/retry/priority/previous_priorities/v3/previous_priorities_config.proto',
 ];
 
 /** Skiff's own proto files, relative to this folder. */
