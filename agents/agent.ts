@@ -5,6 +5,11 @@
  *   SVID manager → SDS server (fed by SVID rotations) → readiness endpoint (agents/readiness.ts)
  *   → registration → Envoy bootstrap file → Envoy supervisor
  *
+ * With `proxy: ztunnel` (issue 6 §3, agents/ztunnel) there is no SDS, no Envoy bootstrap and no
+ * agent readiness endpoint (ztunnel serves its own on 15021): the agent registers the workload
+ * with the HBONE tunnel label, writes ztunnel's root and session-token files (the token renewed at
+ * half life with the SVID) and supervises ztunnel in dedicated mode instead of Envoy.
+ *
  * Registration (issue 4 §3) runs when the agent has a `workloadGroup` (the control plane creates
  * the VM's WorkloadEntry and names it before the bootstrap is written, so Envoy's WORKLOAD_NAME
  * is that entry) or a `probe` (health reports for a static WorkloadEntry). The probe (the
@@ -27,6 +32,7 @@ import { startSdsServer, type SdsServer } from './sds.js';
 import { startEnvoyReadiness, type ReadinessServer } from './readiness.js';
 import { EnvoySupervisor, type EnvoySupervisorOptions } from './supervisor.js';
 import { SvidManager, type Svid } from './svid.js';
+import { ZTUNNEL_WORKLOAD_LABELS, ZtunnelProxy } from './ztunnel/index.js';
 
 /** File name of the Envoy bootstrap inside the state directory. */
 export const BOOTSTRAP_FILE = 'envoy-bootstrap.json';
@@ -51,6 +57,8 @@ export interface Agent {
   readonly workloadName: string;
   /** The probe's current verdict; undefined without a probe or before its first verdict. */
   health(): HealthVerdict | undefined;
+  /** The ztunnel of `proxy: ztunnel` (files, session token, process); undefined for Envoy. */
+  readonly ztunnel?: ZtunnelProxy;
 }
 
 /** Options of {@link startAgent}. */
@@ -127,6 +135,31 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
     logLevel: config.envoyLogLevel,
     ...opts.supervisor,
   });
+  const ztunnel =
+    config.proxy === 'ztunnel'
+      ? new ZtunnelProxy({
+          ztunnelPath: config.ztunnelPath,
+          stateDir: config.stateDir,
+          controlPlane: config.controlPlane,
+          rootCertPath: config.rootCertPath,
+          controlPlaneSpiffeId: cpId,
+          namespace: config.namespace,
+          serviceAccount: config.serviceAccount,
+          workloadIp: config.workloadIp,
+          clusterId: config.clusterId,
+          logLevel: config.logLevel,
+          sessionTokenTtlSeconds: config.sessionTokenTtlSeconds,
+          svid: () => svids.current(),
+          logger: opts.logger,
+          ...(opts.supervisor ? { supervisor: opts.supervisor } : {}),
+        })
+      : undefined;
+  // A missing or non-executable ztunnel fails the start before anything runs.
+  ztunnel?.checkBinary();
+  const registerLabels = ztunnel ? { ...config.labels, ...ZTUNNEL_WORKLOAD_LABELS } : config.labels;
+  if (ztunnel && group === undefined) {
+    log.warn({ workloadEntry: `${config.namespace}/${config.workloadName ?? ''}`, label: ZTUNNEL_WORKLOAD_LABELS }, 'ztunnel mode with a static WorkloadEntry: the entry itself must carry the tunnel label for peers to use HBONE');
+  }
 
   const components: Component[] = [
     {
@@ -139,6 +172,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
     {
       name: 'sds',
       start: async () => {
+        if (ztunnel) return; // ztunnel gets its certificates from the CA itself
         sds = await startSdsServer({ socketDir: config.socketDir, logger: opts.logger, secrets: svids.current() });
         const server = sds;
         unsubscribe = svids.onRotate((svid) => server.update(svid));
@@ -175,7 +209,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
           },
           register:
             group !== undefined
-              ? { workloadGroup: group, address: config.workloadIp, labels: config.labels }
+              ? { workloadGroup: group, address: config.workloadIp, labels: registerLabels }
               : { workloadEntry: `${config.namespace}/${config.workloadName ?? ''}`, address: config.workloadIp },
           logger: opts.logger,
           ...opts.registration,
@@ -206,6 +240,10 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
       name: 'bootstrap',
       start: async () => {
         await ensurePrivateDir(config.stateDir);
+        if (ztunnel) {
+          await ztunnel.prepare(workloadName);
+          return;
+        }
         await writeEnvoyBootstrap(
           bootstrapPath,
           buildSidecarBootstrap({
@@ -227,8 +265,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
     },
     {
       name: 'envoy',
-      start: async () => envoy.start(),
-      stop: () => envoy.stop(),
+      start: async () => (ztunnel ? ztunnel.start() : envoy.start()),
+      stop: () => (ztunnel ? ztunnel.stop() : envoy.stop()),
     },
   ];
 
@@ -267,8 +305,9 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
     sdsSocketPath: path.resolve(config.socketDir, 'sds.sock'),
     bootstrapPath,
     svid: () => svids.current(),
-    envoyPid: () => envoy.pid(),
-    ready: (timeoutMs?: number) => envoy.ready(timeoutMs),
+    envoyPid: () => (ztunnel ? ztunnel.pid() : envoy.pid()),
+    ready: (timeoutMs?: number) => (ztunnel ? ztunnel.ready(timeoutMs) : envoy.ready(timeoutMs)),
+    ...(ztunnel ? { ztunnel } : {}),
     workloadName,
     health: () => checker?.verdict(),
     stop: () => {

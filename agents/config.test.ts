@@ -119,4 +119,31 @@ void describe('agent config', () => {
   void it('accepts IPv6 control plane addresses in brackets', () => {
     assert.equal(loadAgentConfig({ env: {}, overrides: { ...required, controlPlane: '[fd00::1]:15012' } }).controlPlane, '[fd00::1]:15012');
   });
+  void it('proxy ztunnel needs an executable ztunnel binary and names the flag when it is missing', async () => {
+    assert.equal(loadAgentConfig({ env: {}, overrides: required }).proxy, 'envoy');
+    assert.throws(
+      () => loadAgentConfig({ env: {}, overrides: { ...required, proxy: 'ztunnel', ztunnelPath: path.join(dir, 'no-such-ztunnel') } }),
+      (err: unknown) => err instanceof AgentConfigError && err.message.includes(`ztunnelPath: the ztunnel binary ${path.join(dir, 'no-such-ztunnel')} does not exist (from flag --ztunnel-path)`),
+    );
+    const notExec = path.join(dir, 'ztunnel-noexec');
+    await fs.writeFile(notExec, '#!/bin/sh\n', { mode: 0o644 });
+    await fs.chmod(notExec, 0o644);
+    assert.throws(
+      () => loadAgentConfig({ env: { SKIFF_ZTUNNEL_PATH: notExec }, overrides: { ...required, proxy: 'ztunnel' } }),
+      (err: unknown) => err instanceof AgentConfigError && err.message.includes('is not executable (mode 0644) (from env SKIFF_ZTUNNEL_PATH)'),
+    );
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: { ...required, proxy: 'ztunnel', ztunnelPath: dir } }), /is not a file/);
+    const exec = path.join(dir, 'ztunnel-ok');
+    await fs.writeFile(exec, '#!/bin/sh\n', { mode: 0o755 });
+    const c = loadAgentConfig({ env: {}, overrides: { ...required, proxy: 'ztunnel', ztunnelPath: exec, sessionTokenTtlSeconds: '600' } });
+    assert.equal(c.proxy, 'ztunnel');
+    assert.equal(c.ztunnelPath, exec);
+    assert.equal(c.sessionTokenTtlSeconds, 600);
+  });
+
+  void it('refuses an unknown proxy kind and a session token TTL outside 10 s..1 h', () => {
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: { ...required, proxy: 'linkerd' } }), /proxy: expected "envoy" or "ztunnel" \(from flag --proxy\)/);
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: { ...required, sessionTokenTtlSeconds: 5 } }), /sessionTokenTtlSeconds: expected at least 10 seconds/);
+    assert.throws(() => loadAgentConfig({ env: {}, overrides: { ...required, sessionTokenTtlSeconds: 7200 } }), /expected at most 3600 seconds/);
+  });
 });

@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { controlPlaneSpiffeId as identityControlPlaneSpiffeId, spiffeId } from '../src/identity/spiffe.js';
 import { findEnvoy } from './envoy-path.js';
 import { probeConfigSchema } from './probe.js';
+import { DEFAULT_ZTUNNEL_PATH, ztunnelBinaryProblem } from './ztunnel/binary.js';
 
 /** The file read when no file is named and it exists. */
 export const DEFAULT_AGENT_CONFIG_FILE = '/etc/skiff/agent.yaml';
@@ -124,6 +125,18 @@ export const agentConfigSchema = z.strictObject({
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], { error: 'expected a log level (trace, debug, info, warn, error, fatal, silent)' }).default('info'),
   /** xDS flavour Envoy uses for ADS: `sotw` (state of the world, `GRPC`) or `delta` (incremental, `DELTA_GRPC`). */
   xdsMode: z.enum(['sotw', 'delta'], { error: 'expected "sotw" or "delta"' }).default('sotw'),
+  /** The VM's proxy: an Envoy sidecar (default) or ztunnel in dedicated mode (DESIGN.md §7, agents/ztunnel). */
+  proxy: z.enum(['envoy', 'ztunnel'], { error: 'expected "envoy" or "ztunnel"' }).default('envoy'),
+  /** ztunnel binary for `proxy: ztunnel` (checked at start: it must exist and be executable). */
+  ztunnelPath: str('a file path').default(DEFAULT_ZTUNNEL_PATH),
+  /** Lifetime of the session tokens the agent writes for ztunnel, seconds (the control plane caps it at 1 h). */
+  sessionTokenTtlSeconds: z.preprocess(intFromString, z.number({ error: 'expected an integer number of seconds' }).int('expected an integer number of seconds').min(10, 'expected at least 10 seconds').max(3600, 'expected at most 3600 seconds (1 h)')).default(1800),
+  /**
+   * Proxyless gRPC mode (issue 8 §2, agents/proxyless): no Envoy; the agent serves a local xDS
+   * endpoint on `<socketDir>/xds.sock`, writes the grpc-js-xds bootstrap and the SVID files under
+   * `<stateDir>/proxyless`, and rotates them.
+   */
+  proxyless: z.preprocess(boolFromString, z.boolean({ error: 'expected true or false' })).default(false),
 });
 
 /** The validated agent configuration. */
@@ -226,6 +239,10 @@ export function loadAgentConfig(opts: LoadAgentConfigOptions = {}): AgentConfig 
     throw new AgentConfigError(`invalid agent config: ${lines.join('; ')}`);
   }
   const problems = workloadProblems(result.data);
+  if (result.data.proxy === 'ztunnel') {
+    const problem = ztunnelBinaryProblem(result.data.ztunnelPath);
+    if (problem) problems.push({ field: 'ztunnelPath', message: `the ztunnel binary ${problem}` });
+  }
   if (problems.length > 0) {
     const lines = problems.map((p) => `${p.field}: ${p.message}${origin[p.field] ? ` (from ${origin[p.field]})` : ` (set it in the config file, ${envVarFor(p.field)} or ${flag(p.field)})`}`);
     throw new AgentConfigError(`invalid agent config: ${lines.join('; ')}`);

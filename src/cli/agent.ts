@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import { loadAgentConfig, startAgent, type AgentConfigInput } from '../../agents/index.js';
+import { startProxylessAgent } from '../../agents/proxyless/agent.js';
 import { createLogger } from '../observability/logger.js';
 import { parseDurationSeconds } from './duration.js';
 import { collect, parsePort } from './options.js';
@@ -36,6 +37,10 @@ interface AgentFlags {
   certTtl?: string;
   logLevel?: string;
   xds?: string;
+  proxy?: string;
+  ztunnelPath?: string;
+  sessionTokenTtl?: string;
+  proxyless?: boolean;
 }
 
 /** Flag names for config fields whose flag is not the plain kebab-case field name. */
@@ -45,6 +50,7 @@ const FLAG_NAMES = {
   certTtlSeconds: '--cert-ttl',
   labels: '--label',
   xdsMode: '--xds',
+  sessionTokenTtlSeconds: '--session-token-ttl',
 } as const;
 
 /** Adds the `agent` subcommand to `program`. */
@@ -76,6 +82,10 @@ export function registerAgent(program: Command): void {
     .option('--readiness-address <ip>', 'address of the readiness endpoint (default: the workload IP)')
     .option('--log-level <level>', 'trace|debug|info|warn|error')
     .option('--xds <mode>', 'ADS flavour Envoy uses: sotw (default) or delta (incremental xDS)')
+    .option('--proxy <kind>', 'the VM proxy: envoy (default) or ztunnel (dedicated mode, HBONE)')
+    .option('--ztunnel-path <file>', 'ztunnel binary for --proxy ztunnel (default /usr/local/bin/ztunnel)')
+    .option('--session-token-ttl <duration>', "lifetime of ztunnel's session tokens, renewed at half life (default 30m, at most 1h)")
+    .option('--proxyless', 'proxyless gRPC: no Envoy; serve a local xDS endpoint (<socket-dir>/xds.sock) and write the grpc-js-xds bootstrap and SVID files (<state-dir>/proxyless/)')
     .action(async (flags: AgentFlags) => {
       const labels = flags.label.length > 0 ? Object.fromEntries(flags.label.map((kv) => splitLabel(kv))) : undefined;
       const overrides: AgentConfigInput = {
@@ -100,12 +110,16 @@ export function registerAgent(program: Command): void {
         certTtlSeconds: flags.certTtl ? parseDurationSeconds(flags.certTtl, '--cert-ttl') : undefined,
         logLevel: flags.logLevel,
         xdsMode: flags.xds,
+        proxy: flags.proxy,
+        ztunnelPath: flags.ztunnelPath,
+        sessionTokenTtlSeconds: flags.sessionTokenTtl ? parseDurationSeconds(flags.sessionTokenTtl, '--session-token-ttl') : undefined,
+        proxyless: flags.proxyless,
       };
       const config = loadAgentConfig({ file: flags.config, overrides, flagNames: FLAG_NAMES });
       const logger = createLogger({ level: config.logLevel });
       const abort = new AbortController();
       let stopping = false;
-      const running: { agent?: Awaited<ReturnType<typeof startAgent>> } = {};
+      const running: { agent?: { stop(): Promise<void> } } = {};
       const stop = (signal: string) => {
         if (stopping) return;
         stopping = true;
@@ -122,9 +136,16 @@ export function registerAgent(program: Command): void {
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+      if (config.proxyless) {
+        const proxyless = await startProxylessAgent(config, { logger, signal: abort.signal });
+        running.agent = proxyless;
+        logger.info({ xds: proxyless.xdsAddress, bootstrap: proxyless.bootstrapPath, spiffeId: proxyless.svid().spiffeId }, 'proxyless agent running');
+        return;
+      }
       const agent = await startAgent(config, { logger, signal: abort.signal });
       running.agent = agent;
-      logger.info({ envoyAdmin: agent.envoyAdminUrl, spiffeId: agent.svid().spiffeId }, 'agent running');
+      if (agent.ztunnel) logger.info({ ztunnelPid: agent.envoyPid(), env: agent.ztunnel.env(), spiffeId: agent.svid().spiffeId }, 'agent running with ztunnel');
+      else logger.info({ envoyAdmin: agent.envoyAdminUrl, spiffeId: agent.svid().spiffeId }, 'agent running');
     });
 }
 

@@ -37,6 +37,7 @@ import { createAdsServer } from '../../xds/server/index.js';
 import { ProxyPusher } from './proxies.js';
 import { syncStatus } from './syncz.js';
 import { startRegistration } from './registration.js';
+import { addSessionTokenService } from './session.js';
 import { isZtunnelNode, ZtunnelClients } from './ztunnel.js';
 
 /** Options of {@link startControlPlane}; every port may be 0 (ephemeral). */
@@ -180,7 +181,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       peerSerials.set(call.getPeer(), verified.serial);
       return { ok: true };
     },
-    onStreamOpen: async (node, stream) => (isZtunnelNode(node) ? ztunnels.connect(node, stream.peer) : pusher.connect(proxyIdentityFromNode(node, opts.trustDomain))),
+    onStreamOpen: async (node, stream) => (isZtunnelNode(node) ? ztunnels.connect(node, stream.peer) : pusher.connect(proxyIdentityFromNode(node, opts.trustDomain), node.metadata)),
     onStreamClose: (node, stream) => {
       if (isZtunnelNode(node)) return ztunnels.disconnect(node.id, stream.peer);
       if (!ads.streams().some((s) => s.id !== stream.id && s.peer === stream.peer)) peerSerials.delete(stream.peer);
@@ -234,6 +235,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   grpcServer.addService(ads.service.definition, ads.service.implementation);
   grpcServer.addService(caService.definition, caService.implementation);
   grpcServer.addService(registration.service.definition, registration.service.implementation);
+  await addSessionTokenService(grpcServer, { dataDir: opts.dataDir, trustDomain: opts.trustDomain, trustBundlePem, intermediatesPem: ca.intermediatesPemBundle(), certificates: store.certificates, tokens, logger: logger.child({ component: 'session-tokens' }) });
   const grpcPort = await new Promise<number>((resolve, reject) => {
     grpcServer.bindAsync(
       `${hostPort(opts.listenAddress, opts.grpcPort)}`,
