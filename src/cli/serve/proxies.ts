@@ -3,20 +3,162 @@
  * context (IR) from the current registry snapshot, translate it to Envoy resources and hand them
  * to the snapshot cache. On a registry change every connected proxy is recomputed; the cache
  * drops snapshots whose resource versions did not change, so unaffected proxies get no push.
+ *
+ * Translation is shared between proxies ({@link SharedTranslator}, issue 9: "encode each
+ * distinct resource once and share the bytes among proxies that see it"). A proxy's IR splits into
+ *
+ *  - its own part: inbound listeners, inbound clusters, HBONE termination (they name its address);
+ *  - the outbound part: outbound listeners and routes, outbound/external clusters and their
+ *    ClusterLoadAssignments. Proxies that see the same services get the same outbound part, and
+ *    the Envoy translation of it reads nothing of the proxy but its trust domain
+ *    (`upstreamTransportSocket`'s SAN prefix) and the trust domain aliases.
+ *
+ * The outbound part is translated once per distinct content (keyed by its JSON) and the resulting
+ * `VersionedResource`s (encoded bytes and content versions) are shared by every proxy with that
+ * content; only the own part is translated per proxy. Where the split could change the outcome it
+ * is not used: endpoints tunnelled over HBONE (their CONNECT originate listeners read the whole
+ * IR), or a resource name produced by both parts with different content.
  */
 import type { Logger } from '../../observability/logger.js';
 import type { ControlPlaneMetrics } from '../../observability/metrics.js';
 import type { MeshSnapshot } from '../../registry/types.js';
-import type { ProxyIdentity } from '../../ir/types.js';
+import type { ClusterIR, ProxyIdentity, ProxyIR } from '../../ir/types.js';
 import { validate } from '../../ir/validate.js';
 import { buildProxyIR, type BuildExtras } from '../../push/index.js';
-import { translateEnvoy } from '../../translate/envoy/index.js';
+import { translateEnvoy, type EnvoyTranslation } from '../../translate/envoy/index.js';
+import { isGrpcNode, translateGrpc } from '../../translate/grpc/index.js';
 import type { SnapshotCache } from '../../xds/cache/index.js';
+import type { VersionedResource } from '../../xds/types.js';
+
+interface Entry {
+  translation: EnvoyTranslation;
+  /** Generation of the last push that used the entry. */
+  used: number;
+}
+
+/** Counters for tests and debug views. */
+export interface SharedTranslationStats {
+  /** Outbound parts translated (cache misses). */
+  translated: number;
+  /** Outbound parts reused (cache hits). */
+  reused: number;
+  /** Proxies translated whole (the split did not apply). */
+  whole: number;
+  /** Cached outbound parts. */
+  entries: number;
+}
+
+/** The identity placed in an outbound part: only the trust domain is read by its translation. */
+function neutralProxy(ir: ProxyIR): ProxyIR['proxy'] {
+  const td = ir.proxy.trustDomain;
+  return { nodeId: '', ip: '0.0.0.0', namespace: '', serviceAccount: '', labels: {}, trustDomain: td, spiffeId: '' };
+}
+
+function isInbound(c: ClusterIR): boolean {
+  return c.direction === 'inbound';
+}
+
+function merge(a: ReadonlyMap<string, VersionedResource> | undefined, b: ReadonlyMap<string, VersionedResource> | undefined): Map<string, VersionedResource> | undefined {
+  const out = new Map(a ?? []);
+  for (const [name, r] of b ?? []) {
+    const have = out.get(name);
+    if (have && have.version !== r.version) return undefined;
+    out.set(name, r);
+  }
+  return out;
+}
+
+/**
+ * Translates proxies' IRs to Envoy resources, sharing the outbound part's translation between
+ * proxies whose outbound part is equal. Call {@link beginPush} before recomputing many proxies and
+ * {@link endPush} after, so that outbound parts no proxy uses any more are dropped.
+ */
+export class SharedTranslator {
+  private readonly cache = new Map<string, Entry>();
+  private generation = 0;
+  private readonly stats = { translated: 0, reused: 0, whole: 0 };
+
+  /** Starts a round of pushes (entries used from now on are kept by {@link endPush}). */
+  beginPush(): void {
+    this.generation += 1;
+  }
+
+  /** Ends a round: drops the outbound parts no proxy used during it. */
+  endPush(): void {
+    for (const [key, e] of this.cache) if (e.used < this.generation) this.cache.delete(key);
+  }
+
+  /** Forgets everything (e.g. when the last proxy disconnected). */
+  clear(): void {
+    this.cache.clear();
+  }
+
+  /** Counters (see {@link SharedTranslationStats}). */
+  statistics(): SharedTranslationStats {
+    return { ...this.stats, entries: this.cache.size };
+  }
+
+  /**
+   * The Envoy translation of `ir`, equal to `translateEnvoy(ir)` (same names and content
+   * versions); outbound resources are shared objects. Throws what `translateEnvoy` throws.
+   */
+  translate(ir: ProxyIR): EnvoyTranslation {
+    if (ir.loadAssignments.some((la) => la.endpoints.some((e) => e.hbone === true))) {
+      this.stats.whole += 1;
+      return translateEnvoy(ir);
+    }
+    const outboundPart: ProxyIR = {
+      proxy: neutralProxy(ir),
+      inbound: [],
+      outbound: ir.outbound,
+      clusters: ir.clusters.filter((c) => !isInbound(c)),
+      loadAssignments: ir.loadAssignments,
+      extAuthzProviders: [],
+      trustDomainAliases: ir.trustDomainAliases,
+      warnings: [],
+    };
+    const ownPart: ProxyIR = { ...ir, outbound: [], clusters: ir.clusters.filter(isInbound), loadAssignments: [], warnings: [] };
+    const key = JSON.stringify(outboundPart);
+    let entry = this.cache.get(key);
+    if (entry) this.stats.reused += 1;
+    else {
+      entry = { translation: translateEnvoy(outboundPart), used: this.generation };
+      this.cache.set(key, entry);
+      this.stats.translated += 1;
+    }
+    entry.used = this.generation;
+    const shared = entry.translation;
+    const own = translateEnvoy(ownPart);
+    const resources = new Map<string, ReadonlyMap<string, VersionedResource>>();
+    for (const typeUrl of new Set([...shared.resources.keys(), ...own.resources.keys()])) {
+      const merged = merge(shared.resources.get(typeUrl), own.resources.get(typeUrl));
+      if (!merged) {
+        this.stats.whole += 1;
+        return translateEnvoy(ir);
+      }
+      resources.set(typeUrl, merged);
+    }
+    const references = new Map<string, Set<string>>();
+    for (const refs of [shared.references, own.references]) {
+      for (const [typeUrl, names] of refs) {
+        let set = references.get(typeUrl);
+        if (!set) {
+          set = new Set();
+          references.set(typeUrl, set);
+        }
+        for (const n of names) set.add(n);
+      }
+    }
+    const warnings = [...new Set([...shared.warnings, ...own.warnings])];
+    return { resources, references, warnings };
+  }
+}
 
 /** Tracks connected proxies (by node id, counting streams) and recomputes their snapshots. */
 export class ProxyPusher {
-  private readonly proxies = new Map<string, { identity: ProxyIdentity; streams: number; computedVersion: number }>();
+  private readonly proxies = new Map<string, { identity: ProxyIdentity; streams: number; computedVersion: number; grpc?: boolean }>();
   private readonly warned = new Set<string>();
+  private readonly translator = new SharedTranslator();
 
   constructor(
     private readonly deps: {
@@ -29,11 +171,14 @@ export class ProxyPusher {
     },
   ) {}
 
-  /** A stream for `identity.nodeId` opened: compute and publish its snapshot. */
-  connect(identity: ProxyIdentity): void {
+  /**
+   * A stream for `identity.nodeId` opened: compute and publish its snapshot. Node `metadata` with
+   * `GENERATOR: grpc` (Istio's marker) selects the proxyless gRPC translator instead of Envoy's.
+   */
+  connect(identity: ProxyIdentity, metadata?: Readonly<Record<string, unknown>>): void {
     const entry = this.proxies.get(identity.nodeId);
     if (entry) entry.streams += 1;
-    else this.proxies.set(identity.nodeId, { identity, streams: 1, computedVersion: -1 });
+    else this.proxies.set(identity.nodeId, { identity, streams: 1, computedVersion: -1, ...(isGrpcNode(metadata) ? { grpc: true } : {}) });
     this.push(identity, this.deps.current());
   }
 
@@ -45,13 +190,16 @@ export class ProxyPusher {
     if (entry.streams <= 0) {
       this.proxies.delete(nodeId);
       this.deps.cache.clearNode(nodeId);
+      if (this.proxies.size === 0) this.translator.clear();
     }
   }
 
   /** Recomputes every connected proxy for a new registry snapshot. */
   pushAll(snapshot: MeshSnapshot): void {
     const started = process.hrtime.bigint();
+    this.translator.beginPush();
     for (const { identity } of this.proxies.values()) this.push(identity, snapshot);
+    this.translator.endPush();
     this.deps.metrics.pushSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
 
@@ -72,7 +220,7 @@ export class ProxyPusher {
         log.error({ errors, snapshot: snapshot.version }, 'proxy config invalid; keeping the last good config');
         return;
       }
-      const out = translateEnvoy(ir);
+      const out = this.proxies.get(identity.nodeId)?.grpc ? translateGrpc(ir) : this.translator.translate(ir);
       for (const w of [...ir.warnings, ...out.warnings]) {
         const key = `${identity.nodeId}|${w}`;
         if (this.warned.has(key)) continue;

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_SHAPE, writeMesh, workloadInfo, type MeshShape } from '../../../bench/fanout/mesh.js';
+import { silentLogger } from '../../observability/logger.js';
+import { buildProxyIR } from '../../push/index.js';
+import { parseProxyNode } from '../../push/node.js';
+import { createRegistry } from '../../registry/index.js';
+import type { MeshSnapshot } from '../../registry/types.js';
+import { loadDirectory } from '../../sources/file/load.js';
+import { translateEnvoy } from '../../translate/envoy/index.js';
+import type { ResourcesByType } from '../../xds/types.js';
+import { SharedTranslator } from './proxies.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+async function snapshotOf(dir: string): Promise<MeshSnapshot> {
+  const loaded = await loadDirectory(dir);
+  assert.deepEqual(loaded.errors, []);
+  const registry = createRegistry({ logger: silentLogger() });
+  registry.setSource('file', loaded.resources);
+  registry.flush();
+  const snapshot = registry.current();
+  registry.close();
+  return snapshot;
+}
+
+/** name → version per type URL. */
+function versions(resources: ResourcesByType): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const [typeUrl, byName] of resources) {
+    if (byName.size === 0) continue;
+    const pairs: [string, string][] = [...byName].map(([name, r]) => [name, r.version]);
+    out[typeUrl] = Object.fromEntries(pairs.sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+  }
+  return out;
+}
+
+function nodeOf(shape: MeshShape, i: number): { id: string; metadata: Record<string, unknown> } {
+  const w = workloadInfo(shape, i);
+  return {
+    id: `sidecar~${w.address}~${w.name}.${w.namespace}~${w.namespace}.svc.cluster.local`,
+    metadata: { NAMESPACE: w.namespace, SERVICE_ACCOUNT: 'bench', WORKLOAD_NAME: w.name, LABELS: { app: `svc-${w.service}` } },
+  };
+}
+
+describe('SharedTranslator (translation shared between proxies)', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-shared-translation-'));
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  for (const scenario of ['default', 'sidecar'] as const) {
+    it(`gives every proxy exactly what translateEnvoy gives it, sharing outbound resources (${scenario} egress)`, async () => {
+      const shape: MeshShape = { ...DEFAULT_SHAPE, services: 40, namespaces: 4, scenario };
+      const dir = path.join(tmp, scenario);
+      writeMesh(dir, shape);
+      const snapshot = await snapshotOf(dir);
+      const translator = new SharedTranslator();
+      translator.beginPush();
+      const outs = [];
+      for (const i of [0, 5, 40, 45, 120, 395]) {
+        const ir = buildProxyIR(snapshot, parseProxyNode(nodeOf(shape, i), 'cluster.local'), {});
+        const whole = translateEnvoy(ir);
+        const shared = translator.translate(ir);
+        assert.deepEqual(versions(shared.resources), versions(whole.resources), `proxy ${i}`);
+        assert.deepEqual(
+          [...shared.references].map(([t, names]) => [t, [...names].sort()]),
+          [...whole.references].map(([t, names]) => [t, [...names].sort()]),
+        );
+        outs.push(shared);
+      }
+      translator.endPush();
+      const stats = translator.statistics();
+      assert.equal(stats.whole, 0);
+      assert.ok(stats.reused > 0, 'proxies with the same view reuse the outbound translation');
+      // Two proxies of the same namespace (0 and 40 are both in ns-0) hold the same encoded CLA object.
+      const cla = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
+      const a = outs[0]?.resources.get(cla)?.get('outbound|8080||svc-0.ns-0.svc.cluster.local');
+      const b = outs[2]?.resources.get(cla)?.get('outbound|8080||svc-0.ns-0.svc.cluster.local');
+      assert.ok(a !== undefined && a === b);
+    });
+  }
+
+  it('matches translateEnvoy on the quick-start mesh (mTLS, Sidecar ingress/egress)', async () => {
+    const snapshot = await snapshotOf(path.join(REPO, 'examples', 'basic'));
+    const translator = new SharedTranslator();
+    for (const [ip, name, app] of [
+      ['127.0.0.2', 'frontend-1', 'frontend'],
+      ['127.0.0.3', 'backend-1', 'backend'],
+    ] as const) {
+      const identity = parseProxyNode({ id: `sidecar~${ip}~${name}.demo~demo.svc.cluster.local`, metadata: { SERVICE_ACCOUNT: app, WORKLOAD_NAME: name, LABELS: { app } } }, 'cluster.local');
+      const ir = buildProxyIR(snapshot, identity, {});
+      assert.deepEqual(versions(translator.translate(ir).resources), versions(translateEnvoy(ir).resources), name);
+    }
+  });
+
+  it('drops outbound translations no proxy used in the last push', async () => {
+    const shape: MeshShape = { ...DEFAULT_SHAPE, services: 20, namespaces: 2, scenario: 'sidecar' };
+    const dir = path.join(tmp, 'evict');
+    writeMesh(dir, shape);
+    const snapshot = await snapshotOf(dir);
+    const translator = new SharedTranslator();
+    translator.beginPush();
+    translator.translate(buildProxyIR(snapshot, parseProxyNode(nodeOf(shape, 0), 'cluster.local'), {}));
+    translator.translate(buildProxyIR(snapshot, parseProxyNode(nodeOf(shape, 10), 'cluster.local'), {}));
+    translator.endPush();
+    assert.equal(translator.statistics().entries, 2);
+    translator.beginPush();
+    translator.translate(buildProxyIR(snapshot, parseProxyNode(nodeOf(shape, 0), 'cluster.local'), {}));
+    translator.endPush();
+    assert.equal(translator.statistics().entries, 1);
+  });
+});
