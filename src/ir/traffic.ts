@@ -262,3 +262,12 @@ export interface ClusterTrafficPolicyIR {
   /** `DestinationRule/<ns>/<name>` (and `subsets[<name>]`), for debugging. */
   source: string;
 }
+
+/**
+ * Istio's default retry policy for outbound HTTP routes when no VirtualService sets `retries`
+ * (istio/pilot `DefaultRetryPolicy`): 2 retries on connect-failure, refused-stream, unavailable,
+ * cancelled and status 503, with the previous-hosts predicate the translator adds.
+ */
+export function istioDefaultRetryPolicy(): RetryPolicyIR {
+  return { attempts: 2, retryOn: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes', retriableStatusCodes: [503] };
+}

@@ -176,12 +176,13 @@ void describe('VirtualService schema', () => {
     ]);
   });
 
-  void it('requires every weight with several destinations, summing to 100; one destination may omit it', () => {
+  void it('with several destinations the weights must sum to 100 (unset counts as 0, as Istio validates); one destination may omit it', () => {
     const route = (lines: string[]): string => `${vsHead()}  hosts: [a]\n  http:\n  - route:\n${lines.map((l) => `    ${l}`).join('\n')}\n`;
     assert.deepEqual(errorsOf(route(['- destination: {host: a}'])), []);
     assert.deepEqual(errorsOf(route(['- destination: {host: a}', '  weight: 50', '- destination: {host: b}'])), [
-      't.yaml:10 spec.http[0].route[1].weight: weight is required when a route has more than one destination',
+      't.yaml:7 spec.http[0].route: destination weights must sum to 100, got 50 (unset weights count as 0: route[1])',
     ]);
+    assert.deepEqual(errorsOf(route(['- destination: {host: a}', '  weight: 100', '- destination: {host: b}'])), []);
     assert.deepEqual(errorsOf(route(['- destination: {host: a}', '  weight: 50', '- destination: {host: b}', '  weight: 40'])), [
       't.yaml:7 spec.http[0].route: destination weights must sum to 100, got 90',
     ]);

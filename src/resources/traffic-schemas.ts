@@ -368,20 +368,18 @@ const routeDestinationSchema = z.strictObject({
 });
 
 /**
- * Istio's weight rule: one destination may omit `weight` (it gets 100); with several, every
- * weight must be set and they must sum to 100.
+ * Istio's weight rule (its webhook's `validateHTTPRouteDestinations`): each weight is 0-100, an
+ * unset weight counts as 0, and with more than one destination the weights must sum to 100. A
+ * single destination gets all traffic whatever its weight.
  */
 function checkWeights(route: readonly { weight?: number }[], ctx: RefineContext, base: PathSegment[]): void {
   if (route.length < 2) return;
-  let sum = 0;
-  let missing = false;
-  route.forEach((d, i) => {
-    if (d.weight === undefined) {
-      fail(ctx, [...base, i, 'weight'], 'weight is required when a route has more than one destination');
-      missing = true;
-    } else sum += d.weight;
-  });
-  if (!missing && sum !== 100) fail(ctx, base, `destination weights must sum to 100, got ${sum}`);
+  const sum = route.reduce((n, d) => n + (d.weight ?? 0), 0);
+  if (sum !== 100) {
+    const unset = route.flatMap((d, i) => (d.weight === undefined ? [i] : []));
+    const hint = unset.length > 0 ? ` (unset weights count as 0: route[${unset.join('], route[')}])` : '';
+    fail(ctx, base, `destination weights must sum to 100, got ${sum}${hint}`);
+  }
 }
 
 const redirectSchema = z

@@ -10,6 +10,7 @@
  *    `retries.attempts: 0` disables retries;
  *  - `tcp[]`: the first route whose match applies decides the (weighted) destinations.
  */
+import { istioDefaultRetryPolicy } from '../../ir/traffic.js';
 import type { Destination, HeaderOperations, HttpMatchRequest, StringMatch, VirtualService, VsHttpRoute, VsTcpRoute } from '../../resources/traffic-types.js';
 import { resourceKey } from '../../resources/types.js';
 import { parseDurationMs } from '../../resources/security-schemas.js';
@@ -51,15 +52,6 @@ export interface RouteContext {
   port: number;
   cluster: (dest: DestinationRef, namespace: string, where: string) => string | undefined;
   warn: (msg: string) => void;
-}
-
-/**
- * Istio's default retry policy for a route whose VirtualService sets no `retries` (Istio
- * `pkg/networking/core/route/retry`): 2 retries on connect failures, refused streams, gRPC
- * UNAVAILABLE / CANCELLED and HTTP 503, never on the host just tried.
- */
-export function istioDefaultRetryPolicy(): RetryPolicyIR {
-  return { attempts: 2, retryOn: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes', retriableStatusCodes: [503] };
 }
 
 /** Envoy's `x-envoy-retry-on` and `x-envoy-retry-grpc-on` condition names (router filter docs). */
@@ -502,3 +494,5 @@ export function sanitizeHeaderOps(routes: RouteIR[], warn: (msg: string) => void
     }
   }
 }
+
+export { istioDefaultRetryPolicy };

@@ -10,6 +10,7 @@
 import type { ClusterIR, InboundListenerIR, RouteConfigIR, VirtualHostIR } from '../../ir/types.js';
 import { hashPolicyFor } from './clusters.js';
 import type { CorsIR, FaultIR, HeaderMatchIR, HeaderOpsIR, RetryPolicyIR, RouteIR, StringMatchIR } from '../../ir/traffic.js';
+import { istioDefaultRetryPolicy } from '../../ir/traffic.js';
 import { duration } from '../../xds/protos/loader.js';
 import { ExtensionType, FilterName } from './common.js';
 import type {
@@ -213,11 +214,15 @@ function outboundVhost(vh: VirtualHostIR, clusters: ReadonlyMap<string, ClusterI
 }
 
 /**
- * The default route of an outbound virtual host, with the request hash policy its cluster needs
- * when a DestinationRule gives it a consistent hash ({@link hashPolicyFor}, clusters.ts).
+ * The default route of an outbound virtual host (no VirtualService or HTTPRoute): Istio's default
+ * retry policy (`istioDefaultRetryPolicy`, as Istio's `BuildDefaultHTTPOutboundRoute`), and the
+ * request hash policy its cluster needs when a DestinationRule gives it a consistent hash
+ * ({@link hashPolicyFor}, clusters.ts).
  */
 function defaultOutboundRoute(cluster: string, clusters: ReadonlyMap<string, ClusterIR>): Route {
   const route = defaultRoute(cluster);
+  const retryPolicy = retryPolicyOf(istioDefaultRetryPolicy());
+  if (retryPolicy && route.route) route.route.retryPolicy = retryPolicy;
   const c = clusters.get(cluster);
   const hashPolicy = c?.direction === 'outbound' ? hashPolicyFor(c) : undefined;
   if (hashPolicy && route.route) route.route.hashPolicy = hashPolicy;
