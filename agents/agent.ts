@@ -297,7 +297,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
-  log.info({ spiffeId, serial: svids.current().serial, envoyAdmin: envoy.adminUrl, bootstrapPath, workloadName }, 'agent started');
+  if (ztunnel) log.info({ spiffeId, serial: svids.current().serial, proxy: 'ztunnel', ztunnelPath: config.ztunnelPath, workloadName }, 'agent started');
+  else log.info({ spiffeId, serial: svids.current().serial, envoyAdmin: envoy.adminUrl, bootstrapPath, workloadName }, 'agent started');
 
   let stopping: Promise<void> | undefined;
   return {

@@ -152,6 +152,14 @@ void describe('traffic references across the set', () => {
     ]);
   });
 
+  void it('warns when two VirtualServices route one host (Istio IST0109): sidecars do not merge them', () => {
+    const second = VS(['- destination: {host: reviews}']).replace('name: reviews', 'name: reviews-too');
+    const r = check(docs(SE, VS(['- destination: {host: reviews}']), second));
+    assert.deepEqual(r.errors, []);
+    assert.equal(r.warnings.length, 1, r.warnings.join('\n'));
+    assert.match(r.warnings[0]!, /^mesh\.yaml:\d+ spec\.hosts\[0\]: host reviews\.demo\.svc\.cluster\.local is also routed by VirtualService demo\/reviews: sidecars do not merge/);
+  });
+
   void it('warns about a VirtualService or DestinationRule host no ServiceEntry defines (Istio accepts them)', () => {
     const r = check(docs(VS(['- destination: {host: reviews}']).replace('hosts: [reviews]', 'hosts: [reviews, ratings]'), SE, DR.replace('host: reviews', 'host: details')));
     assert.deepEqual(r.errors, []);

@@ -231,10 +231,23 @@ export function trafficSetIssues(resources: readonly MeshResource[], options: { 
   const vsByHost = new Map<string, VirtualService>();
   const virtualServices = resources.filter((r): r is VirtualService => r.kind === 'VirtualService').sort(comparePrecedence);
   for (const vs of virtualServices) {
-    for (const h of vs.spec.hosts ?? []) {
+    (vs.spec.hosts ?? []).forEach((h, i) => {
       const host = resolveShortHost(h, vs.metadata.namespace);
-      if (!vsByHost.has(host)) vsByHost.set(host, vs);
-    }
+      const first = vsByHost.get(host);
+      if (first === undefined) {
+        vsByHost.set(host, vs);
+        return;
+      }
+      // Istio's analyzer reports this as IST0109 (ConflictingMeshGatewayVirtualServiceHosts):
+      // sidecars do not merge VirtualServices, one wins.
+      if (first.metadata.namespace === vs.metadata.namespace || (vs.spec.exportTo ?? ['*']).includes('*')) {
+        warnings.push({
+          resource: vs,
+          path: ['spec', 'hosts', i],
+          message: `host ${host} is also routed by VirtualService ${first.metadata.namespace}/${first.metadata.name}: sidecars do not merge VirtualServices; for a proxy that sees both, one in its own namespace wins, else one in the service's namespace, else the oldest`,
+        });
+      }
+    });
   }
   const references = options.references !== false;
   if (references) {
