@@ -15,10 +15,10 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import * as x509 from '@peculiar/x509';
 import type { Logger } from '../src/observability/logger.js';
 import { CaRequestError, controlPlaneCredentials, createCertificate } from './ca-client.js';
 import { splitHostPort } from './config.js';
+import { createSvidCsr } from '../src/identity/svid-csr.js';
 import { ensurePrivateDir, writeFileAtomic } from './files.js';
 import { certUriSans, certificatePems, pemBlocks, serialOf, splitChain } from './pem.js';
 
@@ -77,7 +77,6 @@ export class SvidError extends Error {
 export const SVID_FILE = 'svid.pem';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 /**
  * Obtains, persists and renews the workload's SVID. `start()` resolves with the first SVID;
@@ -185,15 +184,9 @@ export class SvidManager {
     const current = this.svid;
     const useSvid = current !== undefined && current.notAfter.getTime() > Date.now();
     const token = useSvid ? undefined : await this.readToken(current);
-    const keys = await crypto.webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
-    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-      keys,
-      signingAlgorithm: EC_P256,
-      // SPIFFE X.509-SVID §4.3 / RFC 5280 §4.2.1.6: with an empty subject the SAN is critical.
-      extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: this.opts.spiffeId }], true)],
-    });
-    const pkcs8 = Buffer.from(await crypto.webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-    const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END PRIVATE KEY-----\n`;
+    // A new ECDSA P-256 key and a CSR with the SPIFFE ID as its only, critical URI SAN (empty
+    // subject), built without a certificate library to keep the agent small (src/identity/svid-csr.ts).
+    const { keyPem, csrPem } = createSvidCsr(this.opts.spiffeId);
     const rootsPem = await this.readControlPlaneRoots();
     const credentials = controlPlaneCredentials({
       rootsPem,
@@ -204,7 +197,7 @@ export class SvidManager {
     const chain = await createCertificate({
       address: this.opts.controlPlane,
       credentials,
-      csrPem: csr.toString('pem'),
+      csrPem,
       ...(this.opts.certTtlSeconds ? { validitySeconds: this.opts.certTtlSeconds } : {}),
       ...(token ? { token } : {}),
       ...(this.opts.requestTimeoutMs ? { timeoutMs: this.opts.requestTimeoutMs } : {}),

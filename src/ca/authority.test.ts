@@ -145,6 +145,35 @@ describe('CertificateAuthority with a generated root', () => {
     assert.ok(Buffer.from(a.serialNumber, 'hex').length >= 16);
   });
 
+  it('signSvid reports the serial (as Node prints it) and NotAfter of the certificate it returns', async () => {
+    for (let i = 0; i < 20; i++) {
+      const { csrPem } = await generateKeyAndCsr({ spiffeId: ALICE });
+      const issued = await ca.signSvid(csrPem, { spiffeId: ALICE });
+      const leaf = new X509Certificate(issued.chain[0] ?? '');
+      assert.equal(issued.serial, leaf.serialNumber);
+      assert.equal(issued.notAfter.getTime(), new Date(leaf.validTo).getTime());
+    }
+  });
+
+  it('a CSR whose EC public key is not a point on P-256 is refused with bad-csr', async () => {
+    const { csrPem } = await generateKeyAndCsr({ spiffeId: ALICE });
+    const der = Buffer.from(csrPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    // The uncompressed point 04||X||Y sits in the SPKI BIT STRING; change the last byte of Y.
+    const point = der.indexOf(Buffer.from([0x03, 0x42, 0x00, 0x04]));
+    assert.ok(point > 0);
+    der[point + 4 + 63] = (der[point + 4 + 63] ?? 0) ^ 0x01;
+    await rejectsWith(ca.sign(toPem(der, 'CERTIFICATE REQUEST'), { spiffeId: ALICE }), 'bad-csr', /public key/);
+  });
+
+  it('a PEM with two certificate requests is refused; the old NEW CERTIFICATE REQUEST label is accepted', async () => {
+    const a = await generateKeyAndCsr({ spiffeId: ALICE });
+    const b = await generateKeyAndCsr({ spiffeId: ALICE });
+    await rejectsWith(ca.sign(a.csrPem + b.csrPem, { spiffeId: ALICE }), 'bad-csr', /exactly one/);
+    const legacy = a.csrPem.replace(/CERTIFICATE REQUEST/g, 'NEW CERTIFICATE REQUEST');
+    assert.equal((await ca.sign(legacy, { spiffeId: ALICE })).length, 2);
+    await rejectsWith(ca.sign(a.csrPem.replace(/\n([A-Za-z0-9+/]{10})/, '\n$1*'), { spiffeId: ALICE }), 'bad-csr', /not a PEM/);
+  });
+
   it('the chain is leaf first and root last, and the leaf verifies against the root', async () => {
     const { csrPem } = await generateKeyAndCsr({ spiffeId: ALICE });
     const chain = await ca.sign(csrPem, { spiffeId: ALICE });

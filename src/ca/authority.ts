@@ -42,6 +42,7 @@ import {
   LEAF_EXTENSIONS,
   authorityKeyIdExt,
   buildCertificate,
+  certificatePem,
   keyIdentifier,
   parseCsrPem,
   randomSerial,
@@ -87,6 +88,15 @@ export interface SignOptions {
   spiffeId: string;
   /** Requested lifetime, seconds; default 24 h, at most 90 d. */
   ttlSeconds?: number;
+}
+
+/** A signed SVID: the chain to return to the caller and what a lineage record needs. */
+export interface IssuedSvid {
+  /** PEM: the new leaf first, then intermediates, then every root of the trust bundle. */
+  chain: string[];
+  /** The leaf's serial number, uppercase hex (`X509Certificate.serialNumber` form). */
+  serial: string;
+  notAfter: Date;
 }
 
 /** Options for {@link CertificateAuthority.issueServingCert}. */
@@ -208,10 +218,19 @@ export class CertificateAuthority {
    * not an Istio-style SPIFFE ID of this trust domain), `ca-expired`.
    */
   async sign(csrPem: string, opts: SignOptions): Promise<string[]> {
+    return (await this.signSvid(csrPem, opts)).chain;
+  }
+
+  /**
+   * {@link sign}, also returning the new leaf's serial (uppercase hex, as Node's
+   * `X509Certificate.serialNumber` prints it) and NotAfter, so callers recording the certificate
+   * need not parse it again. Throws like {@link sign}.
+   */
+  async signSvid(csrPem: string, opts: SignOptions): Promise<IssuedSvid> {
     const ttl = checkTtl(opts.ttlSeconds);
     this.checkIdentity(opts.spiffeId);
     const csr = parseCsrPem(csrPem);
-    const keyInfo = checkCsrKey(csr.spki);
+    const keyInfo = await checkCsrKey(csr.spki);
     if (!(await verifyCsrSignature(csr, keyInfo.publicKey))) throw new CaError('bad-csr', 'CSR signature does not verify with its own public key');
     if (csr.sans) {
       const names = csr.sans;
@@ -224,8 +243,8 @@ export class CertificateAuthority {
       }
     }
     const leaf = this.issue({ spki: csr.spki, ttl, sans: [{ type: 'uri', value: opts.spiffeId }], rsa: keyInfo.kind === 'rsa' });
-    this.logger.debug({ spiffeId: opts.spiffeId, serial: leaf.serial, notAfter: leaf.notAfter.toISOString() }, 'SVID issued');
-    return [derToPem(leaf.der), ...this.intermediatesPem, ...this.rootsPem];
+    if (this.logger.isLevelEnabled('debug')) this.logger.debug({ spiffeId: opts.spiffeId, serial: leaf.serial, notAfter: leaf.notAfter.toISOString() }, 'SVID issued');
+    return { chain: [certificatePem(leaf.der), ...this.intermediatesPem, ...this.rootsPem], serial: leaf.serial.toUpperCase(), notAfter: leaf.notAfter };
   }
 
   /**

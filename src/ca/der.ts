@@ -31,17 +31,36 @@ export const Tag = {
 
 // ---------------------------------------------------------------- encoding
 
-function lengthBytes(len: number): Buffer {
-  if (len < 0x80) return Buffer.from([len]);
-  const bytes: number[] = [];
-  for (let n = len; n > 0; n = Math.floor(n / 256)) bytes.unshift(n & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
+/** Number of bytes the DER length field of `len` takes. */
+function lengthSize(len: number): number {
+  if (len < 0x80) return 1;
+  let n = 0;
+  for (let v = len; v > 0; v = Math.floor(v / 256)) n++;
+  return 1 + n;
 }
 
-/** One TLV: `tag`, then the DER length of the concatenated `content`, then the content. */
+/**
+ * One TLV: `tag`, then the DER length of the concatenated `content`, then the content. Allocates
+ * the result once (this sits on the CA's signing hot path, called a dozen times per certificate).
+ */
 export function tlv(tag: number, ...content: Uint8Array[]): Buffer {
-  const body = Buffer.concat(content);
-  return Buffer.concat([Buffer.from([tag]), lengthBytes(body.length), body]);
+  let len = 0;
+  for (const c of content) len += c.length;
+  const lenSize = lengthSize(len);
+  const out = Buffer.allocUnsafe(1 + lenSize + len);
+  out[0] = tag;
+  if (lenSize === 1) {
+    out[1] = len;
+  } else {
+    out[1] = 0x80 | (lenSize - 1);
+    for (let i = lenSize, v = len; i >= 2; i--, v = Math.floor(v / 256)) out[i] = v & 0xff;
+  }
+  let pos = 1 + lenSize;
+  for (const c of content) {
+    out.set(c, pos);
+    pos += c.length;
+  }
+  return out;
 }
 
 /** SEQUENCE of already-encoded elements. */

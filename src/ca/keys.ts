@@ -89,11 +89,16 @@ function stripZeros(bytes: Uint8Array): Uint8Array {
 
 /**
  * Checks the SubjectPublicKeyInfo (DER) of a CSR: ECDSA P-256 or P-384, or RSA with a modulus of
- * 2048 to 8192 bits (DESIGN.md §4), and returns it as a KeyObject. The SPKI is read here and the
- * key imported as a JWK, which is several times cheaper in OpenSSL 3 than decoding the DER.
- * Throws {@link CaError} `unsupported-key` for another key type or size, `bad-csr` if malformed.
+ * 2048 to 8192 bits (DESIGN.md §4), and returns it as a KeyObject. The SPKI is read here; an EC
+ * point is imported in WebCrypto's `raw` format (SEC 1 §2.3.4 point octets; OpenSSL checks the
+ * point lies on the curve, and Node runs its EC key check) and an RSA key as a JWK. For EC keys
+ * the `raw` import measured cheapest on Node 20 / OpenSSL 3.0 (JWK and SPKI DER imports are
+ * slower): importing the key of a never-seen CSR costs about as much as verifying its signature,
+ * a large part of the CA's per-certificate cost (`bench/ca.ts`). Throws {@link CaError}
+ * `unsupported-key` for another key type or size, `bad-csr` if malformed (including an EC point
+ * not on the curve).
  */
-export function checkCsrKey(spki: Uint8Array): CsrKeyInfo {
+export async function checkCsrKey(spki: Uint8Array): Promise<CsrKeyInfo> {
   let algOid: string;
   let paramOid: string | undefined;
   let keyBits: Uint8Array;
@@ -117,15 +122,8 @@ export function checkCsrKey(spki: Uint8Array): CsrKeyInfo {
     if (algOid === KEY_OIDS.ecPublicKey) {
       const curve = paramOid === KEY_OIDS.p256 ? 'P-256' : paramOid === KEY_OIDS.p384 ? 'P-384' : undefined;
       if (!curve) throw new CaError('unsupported-key', `CSR key on curve ${paramOid ?? '?'} is not accepted (ECDSA P-256 or P-384, or RSA 2048+)`);
-      const size = curve === 'P-256' ? 32 : 48;
-      let publicKey: crypto.KeyObject;
-      if (keyBits[0] === 0x04 && keyBits.length === 1 + 2 * size) {
-        const x = b64u(keyBits.subarray(1, 1 + size));
-        const y = b64u(keyBits.subarray(1 + size));
-        publicKey = crypto.createPublicKey({ key: { kty: 'EC', crv: curve, x, y }, format: 'jwk' });
-      } else {
-        publicKey = crypto.createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }); // compressed point
-      }
+      const cryptoKey = await crypto.webcrypto.subtle.importKey('raw', keyBits, { name: 'ECDSA', namedCurve: curve }, true, ['verify']);
+      const publicKey = crypto.KeyObject.from(cryptoKey);
       return { kind: 'ecdsa', detail: curve, publicKey };
     }
     if (algOid === KEY_OIDS.rsaEncryption) {

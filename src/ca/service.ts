@@ -31,16 +31,16 @@
  * Outcomes are counted in `metrics.csrSigned` (`ok`, `denied`, `invalid`, `unauthenticated`,
  * `error`).
  */
-import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../observability/logger.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import { messageType } from '../xds/protos/loader.js';
 import { TokenError, type TokenAuthority, type VerifiedToken } from '../identity/tokens.js';
 import { PeerAuthError, authenticateCallPeer, verifyCallIdentity, type CallWithAuthContext, type VerifiedPeer } from '../identity/peer.js';
+import { VerifiedPeerCache } from './peer-cache.js';
 import { parseSpiffeId } from '../identity/spiffe.js';
 import { CaError, type CaErrorCode } from './errors.js';
-import type { CertificateAuthority } from './authority.js';
+import type { CertificateAuthority, IssuedSvid } from './authority.js';
 
 export { verifyCallIdentity } from '../identity/peer.js';
 
@@ -157,6 +157,7 @@ interface Caller {
 export function createCaService(opts: CaServiceOptions): CaService {
   const { ca, tokens, trustBundlePem, logger, metrics, certificates } = opts;
   const intermediatesPem = ca.intermediatesPemBundle();
+  const verifiedPeers = new VerifiedPeerCache({ trustBundlePem, intermediatesPem });
 
   async function authenticate(call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>): Promise<Caller> {
     let tokenError: TokenError | undefined;
@@ -177,7 +178,7 @@ export function createCaService(opts: CaServiceOptions): CaService {
     }
     let peerError: PeerAuthError | undefined;
     try {
-      const peer = authenticateCallPeer(call, { trustBundlePem, intermediatesPem });
+      const peer = verifiedPeers.authenticate(call);
       if (peer) return { spiffeId: peer.spiffeId, via: 'svid', peer };
     } catch (err) {
       if (!(err instanceof PeerAuthError)) throw err;
@@ -230,9 +231,9 @@ export function createCaService(opts: CaServiceOptions): CaService {
     const req = call.request;
     const ttl = Number(req.validityDuration ?? 0);
     if (!Number.isFinite(ttl) || ttl < 0) throw new Refusal(grpc.status.INVALID_ARGUMENT, 'invalid', `validity_duration must be >= 0 seconds, got ${ttl}`);
-    let chain: string[];
+    let issued: IssuedSvid;
     try {
-      chain = await ca.sign(req.csr ?? '', { spiffeId: subject, ttlSeconds: ttl === 0 ? undefined : ttl });
+      issued = await ca.signSvid(req.csr ?? '', { spiffeId: subject, ttlSeconds: ttl === 0 ? undefined : ttl });
     } catch (err) {
       if (!(err instanceof CaError)) throw err;
       const mapped = CA_ERROR_STATUS[err.code];
@@ -243,11 +244,9 @@ export function createCaService(opts: CaServiceOptions): CaService {
       }
       throw new Refusal(mapped.code, mapped.outcome, err.message);
     }
-    let serial: string | undefined;
-    if (certificates && chain[0]) {
-      const leaf = new X509Certificate(chain[0]);
-      serial = leaf.serialNumber;
-      await certificates.record({ serial, spiffeId: subject, ...(lineage !== undefined ? { jti: lineage } : {}), notAfter: new Date(leaf.validTo) });
+    const serial = issued.serial;
+    if (certificates) {
+      await certificates.record({ serial, spiffeId: subject, ...(lineage !== undefined ? { jti: lineage } : {}), notAfter: issued.notAfter });
     }
     if (caller.token?.singleUse) {
       try {
@@ -272,7 +271,7 @@ export function createCaService(opts: CaServiceOptions): CaService {
       },
       'certificate issued',
     );
-    return { certChain: chain };
+    return { certChain: issued.chain };
   }
 
   const createCertificate: grpc.handleUnaryCall<IstioCertificateRequest, IstioCertificateResponse> = (call, callback) => {

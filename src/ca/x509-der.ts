@@ -59,12 +59,40 @@ export interface ParsedCsr {
 }
 
 const PEM_RE = /-----BEGIN (NEW )?CERTIFICATE REQUEST-----([A-Za-z0-9+/=\s]+)-----END (NEW )?CERTIFICATE REQUEST-----/g;
+const BASE64_BODY_RE = /^[A-Za-z0-9+/=\s]+$/;
+const BEGIN = '-----BEGIN CERTIFICATE REQUEST-----';
+const END = '-----END CERTIFICATE REQUEST-----';
+
+/**
+ * The base64 body of the only PEM certificate request in `pem`, or undefined when it holds none or
+ * several. The common shape (one `CERTIFICATE REQUEST` block) is found with `indexOf`; anything
+ * else (`NEW CERTIFICATE REQUEST` labels, several blocks) goes through the full regular expression.
+ */
+function csrPemBody(pem: string): { body: string } | { count: number } {
+  const begin = pem.indexOf(BEGIN);
+  const end = begin < 0 ? -1 : pem.indexOf(END, begin + BEGIN.length);
+  // Exactly two label lines in the text (this BEGIN and this END): one block.
+  const labels = begin < 0 || end < 0 ? 0 : countOf(pem, 'CERTIFICATE REQUEST-----');
+  if (labels === 2) {
+    const body = pem.slice(begin + BEGIN.length, end);
+    if (BASE64_BODY_RE.test(body)) return { body };
+  }
+  const blocks = [...pem.matchAll(PEM_RE)];
+  return blocks.length === 1 ? { body: blocks[0]?.[2] ?? '' } : { count: blocks.length };
+}
+
+function countOf(text: string, needle: string): number {
+  let n = 0;
+  for (let i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + needle.length)) n++;
+  return n;
+}
 
 /** Parses a PEM PKCS#10 CSR. Throws {@link CaError} `bad-csr` naming what is wrong. */
 export function parseCsrPem(pem: string): ParsedCsr {
-  const blocks = typeof pem === 'string' ? [...pem.matchAll(PEM_RE)] : [];
-  if (blocks.length !== 1) throw new CaError('bad-csr', blocks.length === 0 ? 'not a PEM PKCS#10 certificate signing request' : 'expected exactly one PEM certificate request');
-  const der = new Uint8Array(Buffer.from((blocks[0]?.[2] ?? '').replace(/\s+/g, ''), 'base64'));
+  const found = typeof pem === 'string' ? csrPemBody(pem) : { count: 0 };
+  if (!('body' in found)) throw new CaError('bad-csr', found.count === 0 ? 'not a PEM PKCS#10 certificate signing request' : 'expected exactly one PEM certificate request');
+  // Node's base64 decoder skips the line breaks.
+  const der = new Uint8Array(Buffer.from(found.body, 'base64'));
   try {
     return parseCsrDer(der);
   } catch (err) {
@@ -180,8 +208,13 @@ export type SanEntry = { type: 'uri' | 'dns'; value: string } | { type: 'ip'; va
 
 /** One Extension: `SEQUENCE { extnID, critical (only when TRUE), extnValue OCTET STRING }`. */
 export function extension(id: string, critical: boolean, value: Uint8Array): Buffer {
-  return critical ? seq(oid(id), TRUE, octetString(value)) : seq(oid(id), octetString(value));
+  const idDer = id === Oid.subjectAltName ? SAN_OID_DER : id === Oid.subjectKeyIdentifier ? SKI_OID_DER : oid(id);
+  return critical ? seq(idDer, TRUE, octetString(value)) : seq(idDer, octetString(value));
 }
+
+/** Encoded OIDs of the two extensions built per certificate (the others are precomputed whole). */
+const SAN_OID_DER = oid(Oid.subjectAltName);
+const SKI_OID_DER = oid(Oid.subjectKeyIdentifier);
 
 function ipBytes(ip: string): Buffer {
   const v4 = ip.split('.');
@@ -229,13 +262,30 @@ export function authorityKeyIdExt(keyId: Uint8Array): Buffer {
   return extension(Oid.authorityKeyIdentifier, false, seq(tlv(0x80, keyId)));
 }
 
+/** SHA-1 digest; the one-shot `crypto.hash` (Node >= 20.12) where present, it is cheaper. */
+const sha1: (data: Uint8Array) => Buffer =
+  typeof (crypto as { hash?: unknown }).hash === 'function'
+    ? (data) => (crypto as unknown as { hash(alg: string, data: Uint8Array, enc: 'buffer'): Buffer }).hash('sha1', data, 'buffer')
+    : (data) => crypto.createHash('sha1').update(data).digest();
+
+/**
+ * A certificate DER as PEM (RFC 7468 §5: base64 in lines of 64 characters), built without a
+ * regular expression: it runs once per issued certificate.
+ */
+export function certificatePem(der: Uint8Array): string {
+  const b64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
+  let body = '';
+  for (let i = 0; i < b64.length; i += 64) body += b64.slice(i, i + 64) + '\n';
+  return `-----BEGIN CERTIFICATE-----\n${body}-----END CERTIFICATE-----\n`;
+}
+
 /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING content of an SPKI. */
 export function keyIdentifier(spki: Uint8Array): Buffer {
   try {
     const top = expect(spki, 0, Tag.SEQUENCE, 'SubjectPublicKeyInfo');
     const [, bits] = children(spki, top);
     if (!bits || bits.tag !== Tag.BIT_STRING) throw new DerError('SubjectPublicKeyInfo has no BIT STRING');
-    return crypto.createHash('sha1').update(contentOf(spki, bits).subarray(1)).digest();
+    return sha1(contentOf(spki, bits).subarray(1));
   } catch (err) {
     if (err instanceof DerError) throw new CaError('bad-csr', `malformed public key: ${err.message}`);
     throw err;
@@ -273,9 +323,24 @@ export function buildCertificate(fields: CertificateFields, signer: DerSigner): 
   return seq(tbs, signer.algorithmIdentifier, bitStringBytes(signature));
 }
 
-/** A random positive serial number of 16 bytes (RFC 5280 §4.1.2.2: positive, at most 20 octets). */
+/** Random bytes drawn ahead in one call and handed out 16 at a time by {@link randomSerial}. */
+const SERIAL_POOL_SIZE = 16 * 256;
+let serialPool = Buffer.alloc(0);
+let serialPoolPos = SERIAL_POOL_SIZE;
+
+/**
+ * A random positive serial number of 16 bytes (RFC 5280 §4.1.2.2: positive, at most 20 octets),
+ * from the CSPRNG. The bytes are fetched 4 KiB at a time (one `randomFillSync` per 256 serials)
+ * and each serial gets its own copy, so no two certificates share bytes.
+ */
 export function randomSerial(): Buffer {
-  const b = crypto.randomBytes(16);
+  if (serialPoolPos + 16 > SERIAL_POOL_SIZE) {
+    if (serialPool.length === 0) serialPool = Buffer.allocUnsafeSlow(SERIAL_POOL_SIZE);
+    crypto.randomFillSync(serialPool);
+    serialPoolPos = 0;
+  }
+  const b = Buffer.from(serialPool.subarray(serialPoolPos, serialPoolPos + 16));
+  serialPoolPos += 16;
   b[0] = (b[0] ?? 0) & 0x7f || 0x01;
   return b;
 }
