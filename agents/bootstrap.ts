@@ -23,7 +23,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import { duration, encodeStrict, messageType, protoRoot, typeNameOf } from '../src/xds/protos/loader.js';
+import { bootstrapProtoRoot, duration, encodeStrict, typeNameOf } from '../src/xds/protos/loader.js';
 import { splitHostPort } from './config.js';
 import { writeFileAtomic } from './files.js';
 
@@ -177,8 +177,10 @@ export function buildSidecarBootstrap(p: SidecarBootstrapParams): EnvoyConfigObj
  * `UnknownFieldError` naming the path) and returns the proto3 JSON text Envoy reads.
  */
 export function envoyBootstrapJson(bootstrap: EnvoyConfigObject): string {
-  encodeStrict(BOOTSTRAP_TYPE, bootstrap);
-  return `${JSON.stringify(toProtoJson(messageType(BOOTSTRAP_TYPE), bootstrap), null, 2)}\n`;
+  // In the agent binary this root is loaded for this call only and dropped afterwards (memory).
+  const root = bootstrapProtoRoot();
+  encodeStrict(BOOTSTRAP_TYPE, bootstrap, root);
+  return `${JSON.stringify(toProtoJson(root.lookupType(BOOTSTRAP_TYPE), bootstrap), null, 2)}\n`;
 }
 
 /** Validates and writes the bootstrap to `file` (atomically, mode 0600). */
@@ -199,7 +201,7 @@ export function toProtoJson(type: protobuf.Type, obj: unknown): unknown {
   if (name === 'google.protobuf.Any') {
     const url = record['@type'];
     if (typeof url !== 'string') return obj;
-    const inner = protoRoot().lookupType(typeNameOf(url));
+    const inner = type.root.lookupType(typeNameOf(url));
     const { '@type': _t, ...rest } = record;
     return { '@type': url, ...(toProtoJson(inner, rest) as object) };
   }

@@ -22,6 +22,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { Logger } from '../src/observability/logger.js';
+import { localHttpRequest } from './local-http.js';
 import type { SdsEvent, SdsServer } from './sds.js';
 
 /** The readiness path, as Istio's sidecar agent serves it on 15021. */
@@ -117,8 +118,8 @@ export function sdsCheck(acked: ReadonlySet<string>): ReadinessCheck {
 }
 
 async function fetchText(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  return { status: res.status, body: (await res.text()).trim() };
+  const res = await localHttpRequest(url, { timeoutMs });
+  return { status: res.status, body: res.body.trim() };
 }
 
 /**

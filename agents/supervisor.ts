@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import readline from 'node:readline';
 import type { Logger } from '../src/observability/logger.js';
+import { localHttpRequest } from './local-http.js';
 
 /** Options of {@link EnvoySupervisor}. */
 export interface EnvoySupervisorOptions {
@@ -174,8 +175,8 @@ export class EnvoySupervisor {
     while (Date.now() < deadline) {
       if (this.stopping) throw new Error('Envoy supervisor stopped');
       try {
-        const res = await fetch(`${this.adminUrl}/ready`, { signal: AbortSignal.timeout(1000) });
-        const body = (await res.text()).trim();
+        const res = await localHttpRequest(`${this.adminUrl}/ready`, { timeoutMs: 1000 });
+        const body = res.body.trim();
         if (res.status === 200 && body === 'LIVE') return;
         last = `${res.status} ${body}`;
       } catch (err) {
@@ -200,8 +201,7 @@ export class EnvoySupervisor {
     const drainSeconds = this.opts.drainSeconds ?? 5;
     if (opts.drain !== false && drainSeconds > 0) {
       try {
-        const res = await fetch(`${this.adminUrl}/drain_listeners?graceful`, { method: 'POST', signal: AbortSignal.timeout(1000) });
-        await res.text();
+        await localHttpRequest(`${this.adminUrl}/drain_listeners?graceful`, { method: 'POST', timeoutMs: 1000 });
         this.log.info({ drainSeconds }, 'draining Envoy listeners');
         await Promise.race([exited, new Promise((r) => setTimeout(r, drainSeconds * 1000))]);
       } catch (err) {

@@ -7,8 +7,10 @@
 //      only require Node's built-in modules). `import.meta.url` does not exist in CommonJS: it is
 //      replaced by the file URL of the running file (the executable itself inside a SEA).
 //   2. The protobuf definitions, which the npm package reads from .proto files in node_modules,
-//      are written as one JSON descriptor and embedded as the SEA asset `skiff-protos.json`
-//      (src/xds/protos/loader.ts reads it when running inside a SEA).
+//      are written as JSON descriptors and embedded as SEA assets, one per proto set of
+//      AGENT_PROTO_FILES in src/xds/protos/loader.ts (`skiff-protos-runtime.json`, kept loaded;
+//      `skiff-protos-bootstrap.json`, loaded only to write Envoy's bootstrap). Only the agent's own
+//      message types go in, not all of Envoy's API the control plane loads: it saves memory.
 //   3. `node --experimental-sea-config` turns bundle + asset into a preparation blob, which
 //      postject injects into a copy of this Node.js binary (the NODE_SEA_BLOB resource, with the
 //      SEA fuse flipped).
@@ -28,7 +30,27 @@ const POSTJECT = 'postject@1.0.0-alpha.6';
 // The sentinel Node.js builds into its binary to tell whether a SEA blob was injected (Node.js
 // docs, "Single executable applications": `--sentinel-fuse NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2`).
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
-const PROTO_ASSET = 'skiff-protos.json';
+/**
+ * Message types the agent looks up in each proto set (agents/sds.ts, ca-client.ts, bootstrap.ts,
+ * src/xds/protos/registration.ts); the build fails if a set lacks one, rather than the binary.
+ */
+const REQUIRED_TYPES = {
+  runtime: [
+    'envoy.service.discovery.v3.DiscoveryRequest',
+    'envoy.service.discovery.v3.DiscoveryResponse',
+    'envoy.extensions.transport_sockets.tls.v3.Secret',
+    'istio.v1.auth.IstioCertificateRequest',
+    'istio.v1.auth.IstioCertificateResponse',
+    'skiff.registration.v1.AgentReport',
+    'skiff.registration.v1.RegistrationStatus',
+  ],
+  bootstrap: [
+    'envoy.config.bootstrap.v3.Bootstrap',
+    'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+    'envoy.extensions.bootstrap.internal_listener.v3.InternalListener',
+  ],
+};
 
 const { values: args } = parseArgs({
   options: {
@@ -113,9 +135,9 @@ try {
   const store = inputs.filter((f) => f.startsWith('src/store/'));
   if (store.length > 0) throw new Error(`the agent bundle must not contain the control plane's store, found: ${store.join(', ')}`);
 
-  // 2. Protobuf descriptor.
-  step('writing the protobuf descriptor asset');
-  const descriptor = path.join(work, PROTO_ASSET);
+  // 2. Protobuf descriptors, one asset per proto set.
+  step('writing the protobuf descriptor assets');
+  const assets = {};
   const gen = spawnSync(
     process.execPath,
     [
@@ -124,18 +146,27 @@ try {
       '--input-type=module',
       '-e',
       `import fs from 'node:fs';
+       import path from 'node:path';
        import protobuf from 'protobufjs';
-       import { protoRoot } from './src/xds/protos/loader.ts';
-       const json = JSON.stringify(protoRoot().toJSON());
-       // Root.fromJSON drops enum value options (annotations only); everything else must survive.
-       const noValueOptions = JSON.stringify(JSON.parse(json, (k, v) => (k === 'valuesOptions' ? undefined : v)));
-       const again = JSON.stringify(protobuf.Root.fromJSON(JSON.parse(json)).toJSON());
-       if (again !== noValueOptions) throw new Error('the descriptor does not round-trip through Root.fromJSON');
-       fs.writeFileSync(${JSON.stringify(descriptor)}, json);`,
+       import { AGENT_PROTO_FILES, loadProtoFiles, protoAssetName } from './src/xds/protos/loader.ts';
+       const required = ${JSON.stringify(REQUIRED_TYPES)};
+       for (const [set, files] of Object.entries(AGENT_PROTO_FILES)) {
+         const json = JSON.stringify(loadProtoFiles(files).toJSON());
+         // Root.fromJSON drops enum value options (annotations only); everything else must survive.
+         const noValueOptions = JSON.stringify(JSON.parse(json, (k, v) => (k === 'valuesOptions' ? undefined : v)));
+         const again = protobuf.Root.fromJSON(JSON.parse(json));
+         if (JSON.stringify(again.toJSON()) !== noValueOptions) throw new Error('the ' + set + ' descriptor does not round-trip through Root.fromJSON');
+         again.resolveAll();
+         for (const name of required[set] ?? []) again.lookupType(name); // throws when missing
+         fs.writeFileSync(path.join(${JSON.stringify(work)}, protoAssetName(set)), json);
+         console.log(protoAssetName(set));
+       }`,
     ],
-    { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] },
+    { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  if (gen.status !== 0) throw new Error('could not write the protobuf descriptor');
+  if (gen.status !== 0) throw new Error('could not write the protobuf descriptors');
+  for (const name of gen.stdout.split('\n').filter((l) => l.endsWith('.json'))) assets[name] = path.join(work, name);
+  if (Object.keys(assets).length !== Object.keys(REQUIRED_TYPES).length) throw new Error(`expected ${Object.keys(REQUIRED_TYPES).length} descriptor assets, wrote: ${Object.keys(assets).join(', ')}`);
 
   // 3. SEA blob, injected into a copy of this Node.js binary.
   step('preparing the SEA blob');
@@ -143,7 +174,7 @@ try {
   const seaConfig = path.join(work, 'sea-config.json');
   fs.writeFileSync(
     seaConfig,
-    JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, assets: { [PROTO_ASSET]: descriptor } }, null, 2),
+    JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, assets }, null, 2),
   );
   execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });
   const tmpBinary = path.join(work, path.basename(out));

@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
 import type { Logger } from '../../src/observability/logger.js';
+import { localHttpRequest } from '../local-http.js';
 
 /** ztunnel's readiness port (hard-coded in ztunnel, `DEFAULT_READINESS_PORT`). */
 export const ZTUNNEL_READINESS_PORT = 15021;
@@ -122,8 +123,8 @@ export class ZtunnelSupervisor {
     while (Date.now() < deadline) {
       if (this.stopping) throw new Error('ztunnel supervisor stopped');
       try {
-        const res = await fetch(this.readinessUrl, { signal: AbortSignal.timeout(1000) });
-        const body = (await res.text()).trim();
+        const res = await localHttpRequest(this.readinessUrl, { timeoutMs: 1000 });
+        const body = res.body.trim();
         if (res.status === 200) return;
         last = `${res.status} ${body}`;
       } catch (err) {

@@ -109,12 +109,36 @@ export function buildSnapshot(version: number, resources: readonly MeshResource[
   const workloadsByName = new Map<string, WorkloadEntry>(workloadEntries.map((we) => [namespacedName(we), we]));
   const workloadsByNamespace = groupBy(workloadEntries, (we) => we.metadata.namespace);
 
+  // Selector matching through a `namespace → label=value → workloads` index: a selector is
+  // checked only against the workloads carrying the rarest of its pairs (not every workload of
+  // its namespace: 1,000 ServiceEntries × 1,000 workloads per namespace were 1M checks).
+  const labelsOf = new Map<WorkloadEntry, Record<string, string>>(workloadEntries.map((we) => [we, workloadLabels(we)]));
+  const byLabel = new Map<string, WorkloadEntry[]>();
+  for (const we of workloadEntries) {
+    for (const [k, v] of Object.entries(labelsOf.get(we) ?? {})) {
+      const key = `${we.metadata.namespace}\0${k}\0${v}`;
+      const list = byLabel.get(key);
+      if (list) list.push(we);
+      else byLabel.set(key, [we]);
+    }
+  }
+  const candidatesOf = (namespace: string, labels: Readonly<Record<string, string>> | undefined): readonly WorkloadEntry[] => {
+    const all = workloadsByNamespace.get(namespace) ?? [];
+    if (labels === undefined) return all;
+    let best: readonly WorkloadEntry[] | undefined;
+    for (const [k, v] of Object.entries(labels)) {
+      const list = byLabel.get(`${namespace}\0${k}\0${v}`) ?? [];
+      if (best === undefined || list.length < best.length) best = list;
+    }
+    return best ?? all;
+  };
+
   const workloadsByService = new Map<string, WorkloadEntry[]>();
   const servicesByWorkload = new Map<string, ServiceEntry[]>();
   for (const se of serviceEntries) {
     const selector = se.spec.workloadSelector;
     if (selector === undefined) continue;
-    const selected = (workloadsByNamespace.get(se.metadata.namespace) ?? []).filter((we) => matchesSelector(selector.labels, workloadLabels(we)));
+    const selected = candidatesOf(se.metadata.namespace, selector.labels).filter((we) => matchesSelector(selector.labels, labelsOf.get(we)));
     workloadsByService.set(namespacedName(se), selected);
     for (const we of selected) {
       const key = namespacedName(we);

@@ -93,38 +93,72 @@ function ownProtoDir(): string {
 let cached: protobuf.Root | undefined;
 
 /**
- * Name of the single-executable-application asset holding a pre-built descriptor of everything
- * {@link protoRoot} loads (protobufjs JSON, `Root.toJSON()`). The single-file agent binary
- * (scripts/build-agent-binary.mjs) embeds it because it has no node_modules to read Envoy's
- * `.proto` files from.
+ * The proto sets of the single-file agent binary (scripts/build-agent-binary.mjs), each embedded
+ * as its own SEA asset ({@link protoAssetName}) so the agent does not keep Envoy's whole API in
+ * memory:
+ *
+ * - `runtime`: what the agent uses while running: SDS (`DiscoveryRequest`/`DiscoveryResponse`,
+ *   the `Secret` resource), Istio's CA service and Skiff's registration stream. Inside the binary
+ *   {@link protoRoot} holds only these.
+ * - `bootstrap`: what validating and writing the Envoy bootstrap needs (`Bootstrap` and the
+ *   `typed_config` payloads the agent puts in it). Loaded by {@link bootstrapProtoRoot} for that one
+ *   job and not kept.
+ *
+ * Files are relative to the include dirs (Envoy's API, or this folder for Skiff's own); everything
+ * they import comes along.
  */
-export const PROTO_DESCRIPTOR_ASSET = 'skiff-protos.json';
+export const AGENT_PROTO_FILES = {
+  runtime: [
+    'envoy/service/discovery/v3/discovery.proto',
+    'envoy/extensions/transport_sockets/tls/v3/secret.proto',
+    'istio/ca.proto',
+    'skiff/registration.proto',
+  ],
+  bootstrap: [
+    'envoy/config/bootstrap/v3/bootstrap.proto',
+    'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+    'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+    'envoy/extensions/bootstrap/internal_listener/v3/internal_listener.proto',
+  ],
+} as const satisfies Record<string, readonly string[]>;
 
-/** The embedded descriptor when running as a Node single executable application, else undefined. */
-function seaDescriptor(): protobuf.INamespace | undefined {
-  let sea: typeof import('node:sea');
+/** A proto set of the agent binary: a key of {@link AGENT_PROTO_FILES}. */
+export type AgentProtoSet = keyof typeof AGENT_PROTO_FILES;
+
+/**
+ * Name of the single-executable-application asset holding the pre-built descriptor of one
+ * {@link AgentProtoSet} (protobufjs JSON, `Root.toJSON()`), e.g. `skiff-protos-runtime.json`.
+ * The single-file agent binary (scripts/build-agent-binary.mjs) embeds them because it has no
+ * node_modules to read Envoy's `.proto` files from.
+ */
+export function protoAssetName(set: AgentProtoSet): string {
+  return `skiff-protos-${set}.json`;
+}
+
+/** True when running as a Node single executable application (the agent binary). */
+function inSea(): boolean {
   try {
-    sea = require('node:sea') as typeof import('node:sea');
+    const sea = require('node:sea') as typeof import('node:sea');
+    return sea.isSea();
   } catch {
-    return undefined; // Node.js without node:sea (before 20.12)
+    return false; // Node.js without node:sea (before 20.12)
   }
-  if (!sea.isSea()) return undefined;
-  return JSON.parse(sea.getAsset(PROTO_DESCRIPTOR_ASSET, 'utf8')) as protobuf.INamespace;
+}
+
+/** The root of one embedded proto set (SEA only), resolved. */
+function seaRoot(set: AgentProtoSet): protobuf.Root {
+  const sea = require('node:sea') as typeof import('node:sea');
+  const root = protobuf.Root.fromJSON(JSON.parse(sea.getAsset(protoAssetName(set), 'utf8')) as protobuf.INamespace);
+  root.resolveAll();
+  return root;
 }
 
 /**
- * Returns the protobuf root with Envoy's and Skiff's definitions, parsed once per process
- * (~120 ms). The root is never mutated after loading. Inside a single executable application the
- * definitions come from its {@link PROTO_DESCRIPTOR_ASSET} instead of `.proto` files.
+ * Parses the given `.proto` files (relative to the include dirs: Envoy's API and its xds,
+ * googleapis and validate dependencies from `@grpc/grpc-js-xds`, and this folder) and everything
+ * they import into a new, resolved root. Throws when a file cannot be found or a type not resolved.
  */
-export function protoRoot(): protobuf.Root {
-  if (cached) return cached;
-  const prebuilt = seaDescriptor();
-  if (prebuilt) {
-    cached = protobuf.Root.fromJSON(prebuilt);
-    cached.resolveAll();
-    return cached;
-  }
+export function loadProtoFiles(files: readonly string[]): protobuf.Root {
   const dirs = includeDirs();
   const root = new protobuf.Root();
   root.resolvePath = (_origin: string, target: string): string => {
@@ -134,10 +168,30 @@ export function protoRoot(): protobuf.Root {
     }
     return target; // google/protobuf/*.proto: protobufjs has these built in
   };
-  root.loadSync([...ENVOY_FILES, ...OWN_FILES], { keepCase: false });
+  root.loadSync([...files], { keepCase: false });
   root.resolveAll();
-  cached = root;
   return root;
+}
+
+/**
+ * Returns the protobuf root with Envoy's and Skiff's definitions, parsed once per process
+ * (~120 ms). The root is never mutated after loading. Inside the single-file agent binary it
+ * holds only the agent's `runtime` set ({@link AGENT_PROTO_FILES}), from its embedded asset.
+ */
+export function protoRoot(): protobuf.Root {
+  if (cached) return cached;
+  cached = inSea() ? seaRoot('runtime') : loadProtoFiles([...ENVOY_FILES, ...OWN_FILES]);
+  return cached;
+}
+
+/**
+ * A root holding `envoy.config.bootstrap.v3.Bootstrap` and the payload types the agent's
+ * bootstrap uses. Outside the agent binary this is the shared {@link protoRoot}; inside it, a
+ * fresh root from the embedded `bootstrap` set that the caller drops when done (it is large and
+ * needed once per start).
+ */
+export function bootstrapProtoRoot(): protobuf.Root {
+  return inSea() ? seaRoot('bootstrap') : protoRoot();
 }
 
 /** Looks up a message type by its full name (`envoy.config.listener.v3.Listener`). */
@@ -195,7 +249,7 @@ export function assertKnownFields(type: protobuf.Type, obj: unknown, at = ''): v
       if ('typeUrl' in record) throw new UnknownFieldError('google.protobuf.Any', `${at}.typeUrl (protobufjs' Any reads type_url; typeUrl would be dropped)`);
       throw new UnknownFieldError('google.protobuf.Any', `${at}.@type (missing)`);
     }
-    const inner = protoRoot().lookupType(typeNameOf(url));
+    const inner = type.root.lookupType(typeNameOf(url)); // the payload's type from the same proto set
     const { '@type': _ignored, ...rest } = record;
     assertKnownFields(inner, rest, at);
     return;
@@ -229,10 +283,11 @@ function snakeToCamel(s: string): string {
 /**
  * Encodes a plain object (protobufjs object form: camelCase keys, enums by name, `Any` as
  * `{'@type': url, ...fields}`, Durations as `{seconds, nanos}`) as the message `typeName`,
- * after {@link assertKnownFields}. Returns the wire bytes.
+ * after {@link assertKnownFields}, looking `typeName` up in `root` (default {@link protoRoot}).
+ * Returns the wire bytes.
  */
-export function encodeStrict(typeName: string, obj: object): Uint8Array {
-  const type = messageType(typeName);
+export function encodeStrict(typeName: string, obj: object, root: protobuf.Root = protoRoot()): Uint8Array {
+  const type = root.lookupType(typeName);
   assertKnownFields(type, obj);
   const message = type.fromObject(obj);
   return type.encode(message).finish();

@@ -1,0 +1,105 @@
+/**
+ * `node --import tsx bench/fanout/run.ts [--proxies 500,1000,2000] [--mode sotw,delta]
+ *   [--scenario sidecar,default] [--services 1000] [--no-baseline] [--no-extras]
+ *   [--out bench/results/fanout.json]`
+ *
+ * Runs the fan-out benchmark (bench/fanout/driver.ts) for every combination of the given proxy
+ * counts, modes and scenarios, prints one JSON object on stdout (progress goes to stderr) and
+ * writes the same object to `--out`. Targets of issue 9 §2 are evaluated for the largest N.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildBaseline, REPO, runFanout, type FanoutResult } from './driver.js';
+
+/** The JSON written to bench/results/fanout.json. */
+export interface FanoutReport {
+  benchmark: 'fanout';
+  date: string;
+  machine: { cpus: number; cpuModel: string; memoryGb: number; node: string };
+  command: string;
+  mesh: { serviceEntries: number; workloadEntries: number };
+  runs: FanoutResult[];
+  /** Runs that could not complete, with the reason. */
+  failed: { proxies: number; mode: string; scenario: string; error: string }[];
+  /** Issue 9 §2 targets, judged on the runs with the most proxies (`null`: not measured). */
+  targets: { p99Under1s: boolean | null; p99AtMost1_5xBaseline: boolean | null; memoryUnder0_3MbPerProxy: boolean | null };
+}
+
+function list<T extends string>(value: string, allowed: readonly T[], what: string): T[] {
+  const out = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const v of out) if (!allowed.includes(v as T)) throw new Error(`--${what}: ${JSON.stringify(v)} is not one of ${allowed.join(', ')}`);
+  return out as T[];
+}
+
+/** Parses flags, runs, prints and writes the report. */
+export async function main(argv: string[]): Promise<FanoutReport> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      proxies: { type: 'string', default: '500,1000,2000' },
+      mode: { type: 'string', default: 'sotw,delta' },
+      scenario: { type: 'string', default: 'sidecar' },
+      'no-baseline': { type: 'boolean', default: false },
+      'no-extras': { type: 'boolean', default: false },
+      out: { type: 'string', default: path.join(REPO, 'bench', 'results', 'fanout.json') },
+      services: { type: 'string', default: '1000' },
+    },
+  });
+  const proxies = values.proxies.split(',').map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1 || n > 2000) throw new Error(`--proxies: ${JSON.stringify(s)} is not a whole number from 1 to 2000`);
+    return n;
+  });
+  if (!Number.isInteger(Number(values.services)) || Number(values.services) < 10) throw new Error(`--services: ${JSON.stringify(values.services)} is not a whole number of at least 10`);
+  const modes = list(values.mode, ['sotw', 'delta'] as const, 'mode');
+  const scenarios = list(values.scenario, ['sidecar', 'default'] as const, 'scenario');
+  const withBaseline = !values['no-baseline'];
+  if (withBaseline) buildBaseline();
+
+  const runs: FanoutResult[] = [];
+  const failed: FanoutReport['failed'] = [];
+  for (const scenario of scenarios) {
+    for (const mode of modes) {
+      for (const n of proxies) {
+        // The burst and churn phases run at the largest N only (they do not depend much on N).
+        try {
+          runs.push(await runFanout({ proxies: n, mode, scenario, baseline: withBaseline, extras: !values['no-extras'] && n === Math.max(...proxies), services: Number(values.services) }));
+        } catch (err) {
+          // One failed run (e.g. proxies that never synced) is reported, the others still run.
+          failed.push({ proxies: n, mode, scenario, error: err instanceof Error ? err.message : String(err) });
+          process.stderr.write(`[fanout] ${mode} N=${n} ${scenario} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+        }
+      }
+    }
+  }
+  const top = Math.max(...proxies);
+  const atTop = runs.filter((r) => r.proxies === top);
+  const all = <T>(xs: T[], f: (x: T) => boolean | null): boolean | null => (xs.length === 0 || xs.some((x) => f(x) === null) ? null : xs.every((x) => f(x) === true));
+  const report: FanoutReport = {
+    benchmark: 'fanout',
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    command: `node --import tsx bench/fanout/run.ts ${argv.join(' ')}`.trim(),
+    mesh: { serviceEntries: Number(values.services), workloadEntries: Number(values.services) * 10 },
+    runs,
+    failed,
+    targets: {
+      p99Under1s: top === 2000 ? all(atTop, (r) => r.skiff.change.p99 < 1000 && r.skiff.change.acked === r.skiff.change.expected) : null,
+      p99AtMost1_5xBaseline: top === 2000 ? all(atTop, (r) => (r.ratios ? r.ratios.p99 <= 1.5 : null)) : null,
+      memoryUnder0_3MbPerProxy: top === 2000 ? all(atTop, (r) => r.skiff.rssPerProxyMb < 0.3) : null,
+    },
+  };
+  fs.mkdirSync(path.dirname(values.out), { recursive: true });
+  fs.writeFileSync(values.out, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+  return report;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`fanout: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  });
+}

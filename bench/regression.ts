@@ -1,0 +1,121 @@
+/**
+ * CI regression check for fan-out performance (issue 9 §3):
+ *
+ *   node --import tsx bench/regression.ts            # check against bench/results/fanout-regression.json
+ *   node --import tsx bench/regression.ts --update   # measure 3 times, write the medians (commit the file)
+ *
+ * Runs the fan-out benchmark small (50 proxies, 200 ServiceEntries / 2,000 WorkloadEntries, the
+ * Sidecar scenario, SotW and delta, no burst/churn) against Skiff and the go-control-plane baseline
+ * in the same run, and compares Skiff's ratios to the baseline with the committed ones. A ratio
+ * more than 2× the committed one fails the check (exit status 1). Ratios, not absolute times, so
+ * that a slower or busier CI machine does not fail it; the baseline's p99 is floored at 25 ms so
+ * that a few milliseconds of noise on a tiny number cannot double the ratio. A failed check is
+ * measured once more and fails only if the second measurement fails too (one noisy run is not a
+ * regression).
+ *
+ * Checked ratios: push-to-ACK p99 and control plane CPU for the change. Prints one JSON object.
+ * Needs Go (the baseline is built into bench/.build on first use).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildBaseline, REPO, runFanout, type FanoutResult } from './fanout/driver.js';
+
+/** The committed reference (bench/results/fanout-regression.json). */
+export interface RegressionReference {
+  date: string;
+  proxies: number;
+  services: number;
+  /** Per mode: Skiff / baseline. */
+  ratios: Record<'sotw' | 'delta', { p99: number; changeCpu: number }>;
+}
+
+/** How much worse than the committed ratio fails the check. */
+export const ALLOWED_FACTOR = 2;
+const PROXIES = 50;
+const SERVICES = 200;
+const P99_FLOOR_MS = 25;
+const CPU_FLOOR_S = 0.05;
+
+export const REFERENCE_FILE = path.join(REPO, 'bench', 'results', 'fanout-regression.json');
+
+function ratiosOf(r: FanoutResult): { p99: number; changeCpu: number } {
+  if (!r.baseline) throw new Error('the regression check needs the baseline');
+  const round = (x: number): number => Math.round(x * 100) / 100;
+  return {
+    p99: round(r.skiff.change.p99 / Math.max(P99_FLOOR_MS, r.baseline.change.p99)),
+    changeCpu: round(Math.max(CPU_FLOOR_S, r.skiff.changeCpuSeconds) / Math.max(CPU_FLOOR_S, r.baseline.changeCpuSeconds)),
+  };
+}
+
+/** Measures, compares (or writes with `--update`); resolves to the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { update: { type: 'boolean', default: false }, reference: { type: 'string', default: REFERENCE_FILE } } });
+  buildBaseline();
+  // The committed reference is the median of 3 measurements (the check itself measures once).
+  const repetitions = values.update ? 3 : 1;
+  const samples: RegressionReference['ratios'][] = [];
+  const runs: FanoutResult[] = [];
+  for (let i = 0; i < repetitions; i++) {
+    const measuredOnce = {} as RegressionReference['ratios'];
+    for (const mode of ['sotw', 'delta'] as const) {
+      const r = await runFanout({ proxies: PROXIES, mode, scenario: 'sidecar', services: SERVICES, extras: false });
+      if (r.skiff.change.acked !== r.skiff.change.expected || r.errors.length > 0) {
+        process.stdout.write(`${JSON.stringify({ ok: false, reason: `${mode}: not every proxy got the change`, run: r })}\n`);
+        return 1;
+      }
+      runs.push(r);
+      measuredOnce[mode] = ratiosOf(r);
+    }
+    samples.push(measuredOnce);
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  const measured = {} as RegressionReference['ratios'];
+  for (const mode of ['sotw', 'delta'] as const) {
+    measured[mode] = { p99: median(samples.map((x) => x[mode].p99)), changeCpu: median(samples.map((x) => x[mode].changeCpu)) };
+  }
+  if (values.update) {
+    const ref: RegressionReference = { date: new Date().toISOString(), proxies: PROXIES, services: SERVICES, ratios: measured };
+    fs.mkdirSync(path.dirname(values.reference), { recursive: true });
+    fs.writeFileSync(values.reference, `${JSON.stringify(ref, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ok: true, updated: values.reference, ratios: measured })}\n`);
+    return 0;
+  }
+  if (!fs.existsSync(values.reference)) throw new Error(`${values.reference} does not exist: run with --update and commit it`);
+  const ref = JSON.parse(fs.readFileSync(values.reference, 'utf8')) as RegressionReference;
+  const failures = compare(ref, measured);
+  const ok = failures.length === 0;
+  process.stdout.write(`${JSON.stringify({ ok, failures, measured, committed: ref.ratios, runs: runs.map((r) => ({ mode: r.mode, skiff: r.skiff.change, baseline: r.baseline?.change })) })}\n`);
+  return ok ? 0 : 1;
+}
+
+/** The ratios more than {@link ALLOWED_FACTOR} times the committed ones, as sentences. */
+export function compare(ref: RegressionReference, measured: RegressionReference['ratios']): string[] {
+  const failures: string[] = [];
+  for (const mode of ['sotw', 'delta'] as const) {
+    for (const metric of ['p99', 'changeCpu'] as const) {
+      const was = ref.ratios[mode][metric];
+      const now = measured[mode][metric];
+      if (now > was * ALLOWED_FACTOR) failures.push(`${mode} ${metric}: Skiff/baseline ratio ${now} is more than ${ALLOWED_FACTOR}× the committed ${was}`);
+    }
+  }
+  return failures;
+}
+
+/** Runs {@link main}; a failed check is measured once more before it counts. */
+async function checkWithRetry(argv: string[]): Promise<number> {
+  const first = await main(argv);
+  if (first === 0 || argv.includes('--update')) return first;
+  process.stderr.write('regression: the check failed; measuring once more\n');
+  return main(argv);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  checkWithRetry(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`regression: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
