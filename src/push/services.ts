@@ -41,6 +41,27 @@ export interface MeshService {
  * and left out.
  */
 export function visibleServices(snapshot: MeshSnapshot, proxyNamespace: string, warn: (msg: string) => void): MeshService[] {
+  // Snapshots are immutable and every proxy of a namespace sees the same services: computed once
+  // per (snapshot, namespace), warnings replayed (issue 9: shared mesh-wide work computed once).
+  let byNamespace = VISIBLE.get(snapshot);
+  if (!byNamespace) {
+    byNamespace = new Map();
+    VISIBLE.set(snapshot, byNamespace);
+  }
+  let memo = byNamespace.get(proxyNamespace);
+  if (!memo) {
+    const warnings: string[] = [];
+    memo = { services: computeVisibleServices(snapshot, proxyNamespace, (m) => warnings.push(m)), warnings };
+    byNamespace.set(proxyNamespace, memo);
+  }
+  for (const w of memo.warnings) warn(w);
+  return [...memo.services];
+}
+
+/** {@link visibleServices} results by snapshot (weakly held: dropped with the snapshot). */
+const VISIBLE = new WeakMap<MeshSnapshot, Map<string, { services: readonly MeshService[]; warnings: readonly string[] }>>();
+
+function computeVisibleServices(snapshot: MeshSnapshot, proxyNamespace: string, warn: (msg: string) => void): MeshService[] {
   const byHost = new Map<string, ServiceEntry[]>();
   for (const se of snapshot.serviceEntries) {
     if (!exportedTo(se, proxyNamespace)) continue;

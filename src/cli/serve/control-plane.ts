@@ -149,7 +149,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     jwks.track(jwksUris(snapshot));
     pusher.pushAll(snapshot);
   });
-  const unsubscribeJwks = jwks.onChange(() => pusher.pushAll(registry.current()));
+  const unsubscribeJwks = jwks.onChange(() => pusher.pushAll(registry.current(), true));
 
   const cpSpiffeId = controlPlaneSpiffeId(opts.trustDomain);
   // Client certificate serial per connection (grpc-js peer address), to close the xDS streams of

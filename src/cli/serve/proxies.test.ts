@@ -13,7 +13,7 @@ import type { MeshSnapshot } from '../../registry/types.js';
 import { loadDirectory } from '../../sources/file/load.js';
 import { translateEnvoy } from '../../translate/envoy/index.js';
 import type { ResourcesByType } from '../../xds/types.js';
-import { SharedTranslator } from './proxies.js';
+import { SharedTranslator, affects, dependenciesOf, registryChange } from './proxies.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -58,7 +58,6 @@ describe('SharedTranslator (translation shared between proxies)', () => {
       writeMesh(dir, shape);
       const snapshot = await snapshotOf(dir);
       const translator = new SharedTranslator();
-      translator.beginPush();
       const outs = [];
       for (const i of [0, 5, 40, 45, 120, 395]) {
         const ir = buildProxyIR(snapshot, parseProxyNode(nodeOf(shape, i), 'cluster.local'), {});
@@ -71,7 +70,6 @@ describe('SharedTranslator (translation shared between proxies)', () => {
         );
         outs.push(shared);
       }
-      translator.endPush();
       const stats = translator.statistics();
       assert.equal(stats.whole, 0);
       assert.ok(stats.reused > 0, 'proxies with the same view reuse the outbound translation');
@@ -96,20 +94,65 @@ describe('SharedTranslator (translation shared between proxies)', () => {
     }
   });
 
-  it('drops outbound translations no proxy used in the last push', async () => {
+  it('drops an outbound translation when no proxy uses it any more', async () => {
     const shape: MeshShape = { ...DEFAULT_SHAPE, services: 20, namespaces: 2, scenario: 'sidecar' };
     const dir = path.join(tmp, 'evict');
     writeMesh(dir, shape);
     const snapshot = await snapshotOf(dir);
     const translator = new SharedTranslator();
-    translator.beginPush();
-    translator.translate(buildProxyIR(snapshot, parseProxyNode(nodeOf(shape, 0), 'cluster.local'), {}));
-    translator.translate(buildProxyIR(snapshot, parseProxyNode(nodeOf(shape, 10), 'cluster.local'), {}));
-    translator.endPush();
+    const ir0 = buildProxyIR(snapshot, parseProxyNode(nodeOf(shape, 0), 'cluster.local'), {});
+    const ir10 = buildProxyIR(snapshot, parseProxyNode(nodeOf(shape, 10), 'cluster.local'), {});
+    translator.translate(ir0);
+    translator.translate(ir10);
     assert.equal(translator.statistics().entries, 2);
-    translator.beginPush();
-    translator.translate(buildProxyIR(snapshot, parseProxyNode(nodeOf(shape, 0), 'cluster.local'), {}));
-    translator.endPush();
+    translator.translate(ir0);
+    assert.equal(translator.statistics().entries, 2, 'the same content for the same proxy is not counted twice');
+    translator.release(ir10.proxy.nodeId);
     assert.equal(translator.statistics().entries, 1);
+    translator.release(ir0.proxy.nodeId);
+    assert.equal(translator.statistics().entries, 0);
+  });
+});
+
+describe('which proxies a registry change affects', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-affected-'));
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('an endpoint change recomputes the proxies that route to that service (and the workload itself), not the others; anything else recomputes all', async () => {
+    const shape: MeshShape = { ...DEFAULT_SHAPE, services: 20, namespaces: 2, scenario: 'sidecar' };
+    const dir = path.join(tmp, 'mesh');
+    writeMesh(dir, shape);
+    const loaded = await loadDirectory(dir);
+    const registry = createRegistry({ logger: silentLogger() });
+    registry.setSource('file', loaded.resources);
+    registry.flush();
+    const before = registry.current();
+    const proxies = Array.from({ length: 40 }, (_, i) => parseProxyNode(nodeOf(shape, i), 'cluster.local'));
+    const deps = proxies.map((p) => dependenciesOf(buildProxyIR(before, p, {})));
+    const moved = loaded.resources.find((r) => r.kind === 'WorkloadEntry' && r.metadata.name === workloadInfo(shape, 25).name);
+    assert.ok(moved && moved.kind === 'WorkloadEntry');
+    registry.setSource('file', loaded.resources.map((r) => (r === moved ? { ...moved, spec: { ...moved.spec, address: '198.19.9.9' } } : r)));
+    registry.flush();
+    const after1 = registry.current();
+    const change = registryChange(before, after1);
+    assert.equal(change.all, false);
+    const host = `svc-${workloadInfo(shape, 25).service}.${workloadInfo(shape, 25).namespace}.svc.cluster.local`;
+    assert.ok(change.hosts.has(host), [...change.hosts].join(','));
+    // Ground truth: a proxy's config changed iff its recomputed IR differs.
+    let affected = 0;
+    proxies.forEach((p, i) => {
+      const changed = JSON.stringify(buildProxyIR(before, p, {})) !== JSON.stringify(buildProxyIR(after1, p, {}));
+      const predicted = affects(change, p, deps[i]!);
+      if (changed) assert.ok(predicted, `proxy ${i} changed but was not predicted`);
+      if (predicted) affected += 1;
+    });
+    assert.ok(affected > 0 && affected < proxies.length, `affected ${affected} of ${proxies.length}`);
+    // A ServiceEntry edit is not narrowed: every proxy is recomputed.
+    const se = loaded.resources.find((r) => r.kind === 'ServiceEntry');
+    assert.ok(se && se.kind === 'ServiceEntry');
+    registry.setSource('file', loaded.resources.map((r) => (r === se ? { ...se, metadata: { ...se.metadata, labels: { touched: 'yes' } } } : r)));
+    registry.flush();
+    assert.equal(registryChange(after1, registry.current()).all, true);
+    registry.close();
   });
 });

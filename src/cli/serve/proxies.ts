@@ -22,6 +22,8 @@
 import type { Logger } from '../../observability/logger.js';
 import type { ControlPlaneMetrics } from '../../observability/metrics.js';
 import type { MeshSnapshot } from '../../registry/types.js';
+import type { MeshResource } from '../../resources/types.js';
+import { sameResource } from '../../resources/equal.js';
 import type { ClusterIR, ProxyIdentity, ProxyIR } from '../../ir/types.js';
 import { validate } from '../../ir/validate.js';
 import { buildProxyIR, type BuildExtras } from '../../push/index.js';
@@ -32,8 +34,8 @@ import type { VersionedResource } from '../../xds/types.js';
 
 interface Entry {
   translation: EnvoyTranslation;
-  /** Generation of the last push that used the entry. */
-  used: number;
+  /** How many proxies' current configuration uses the entry. */
+  users: number;
 }
 
 /** Counters for tests and debug views. */
@@ -70,27 +72,28 @@ function merge(a: ReadonlyMap<string, VersionedResource> | undefined, b: Readonl
 
 /**
  * Translates proxies' IRs to Envoy resources, sharing the outbound part's translation between
- * proxies whose outbound part is equal. Call {@link beginPush} before recomputing many proxies and
- * {@link endPush} after, so that outbound parts no proxy uses any more are dropped.
+ * proxies whose outbound part is equal. Entries are counted by the proxies (node ids) whose current
+ * configuration uses them and dropped when none does ({@link release} when a proxy leaves).
  */
 export class SharedTranslator {
   private readonly cache = new Map<string, Entry>();
-  private generation = 0;
+  /** The cache key each proxy's current configuration uses, by node id. */
+  private readonly keyOf = new Map<string, string>();
   private readonly stats = { translated: 0, reused: 0, whole: 0 };
 
-  /** Starts a round of pushes (entries used from now on are kept by {@link endPush}). */
-  beginPush(): void {
-    this.generation += 1;
-  }
-
-  /** Ends a round: drops the outbound parts no proxy used during it. */
-  endPush(): void {
-    for (const [key, e] of this.cache) if (e.used < this.generation) this.cache.delete(key);
+  /** Forgets that proxy `nodeId` uses an outbound part (it disconnected); unused parts are dropped. */
+  release(nodeId: string): void {
+    const key = this.keyOf.get(nodeId);
+    if (key === undefined) return;
+    this.keyOf.delete(nodeId);
+    const entry = this.cache.get(key);
+    if (entry && --entry.users <= 0) this.cache.delete(key);
   }
 
   /** Forgets everything (e.g. when the last proxy disconnected). */
   clear(): void {
     this.cache.clear();
+    this.keyOf.clear();
   }
 
   /** Counters (see {@link SharedTranslationStats}). */
@@ -103,7 +106,9 @@ export class SharedTranslator {
    * versions); outbound resources are shared objects. Throws what `translateEnvoy` throws.
    */
   translate(ir: ProxyIR): EnvoyTranslation {
+    const owner = ir.proxy.nodeId;
     if (ir.loadAssignments.some((la) => la.endpoints.some((e) => e.hbone === true))) {
+      this.release(owner);
       this.stats.whole += 1;
       return translateEnvoy(ir);
     }
@@ -122,11 +127,15 @@ export class SharedTranslator {
     let entry = this.cache.get(key);
     if (entry) this.stats.reused += 1;
     else {
-      entry = { translation: translateEnvoy(outboundPart), used: this.generation };
+      entry = { translation: translateEnvoy(outboundPart), users: 0 };
       this.cache.set(key, entry);
       this.stats.translated += 1;
     }
-    entry.used = this.generation;
+    if (this.keyOf.get(owner) !== key) {
+      entry.users += 1;
+      this.release(owner);
+      this.keyOf.set(owner, key);
+    }
     const shared = entry.translation;
     const own = translateEnvoy(ownPart);
     const resources = new Map<string, ReadonlyMap<string, VersionedResource>>();
@@ -156,7 +165,9 @@ export class SharedTranslator {
 
 /** Tracks connected proxies (by node id, counting streams) and recomputes their snapshots. */
 export class ProxyPusher {
-  private readonly proxies = new Map<string, { identity: ProxyIdentity; streams: number; computedVersion: number; grpc?: boolean }>();
+  private readonly proxies = new Map<string, { identity: ProxyIdentity; streams: number; computedVersion: number; grpc?: boolean; deps?: ProxyDependencies }>();
+  /** The snapshot of the last {@link pushAll}, to diff the next one against. */
+  private last: MeshSnapshot | undefined;
   private readonly warned = new Set<string>();
   private readonly translator = new SharedTranslator();
 
@@ -189,17 +200,31 @@ export class ProxyPusher {
     entry.streams -= 1;
     if (entry.streams <= 0) {
       this.proxies.delete(nodeId);
+      this.translator.release(nodeId);
       this.deps.cache.clearNode(nodeId);
       if (this.proxies.size === 0) this.translator.clear();
     }
   }
 
-  /** Recomputes every connected proxy for a new registry snapshot. */
-  pushAll(snapshot: MeshSnapshot): void {
+  /**
+   * Recomputes the connected proxies a new registry snapshot can affect (DESIGN.md §1: "only
+   * proxies whose slice intersects a change are recomputed"); with `force` (mesh config or JWKS
+   * changed, not the registry) every proxy. See {@link registryChange} for what counts.
+   */
+  pushAll(snapshot: MeshSnapshot, force = false): void {
     const started = process.hrtime.bigint();
-    this.translator.beginPush();
-    for (const { identity } of this.proxies.values()) this.push(identity, snapshot);
-    this.translator.endPush();
+    const change = force || !this.last ? undefined : registryChange(this.last, snapshot);
+    this.last = snapshot;
+    let recomputed = 0;
+    for (const p of this.proxies.values()) {
+      if (change && p.deps && !affects(change, p.identity, p.deps)) {
+        p.computedVersion = snapshot.version;
+        continue;
+      }
+      recomputed += 1;
+      this.push(p.identity, snapshot);
+    }
+    this.deps.logger.debug({ snapshot: snapshot.version, proxies: this.proxies.size, recomputed, scope: change ? (change.all ? 'all' : 'workloads') : 'forced' }, 'proxies recomputed');
     this.deps.metrics.pushSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
 
@@ -229,9 +254,78 @@ export class ProxyPusher {
       }
       this.deps.cache.setSnapshot(identity.nodeId, { resources: out.resources, references: out.references });
       const entry = this.proxies.get(identity.nodeId);
-      if (entry) entry.computedVersion = snapshot.version;
+      if (entry) {
+        entry.computedVersion = snapshot.version;
+        entry.deps = dependenciesOf(ir);
+      }
     } catch (err) {
       log.error({ err, snapshot: snapshot.version }, 'computing proxy config failed; keeping the last good config');
     }
   }
+}
+
+/** What a proxy's configuration was computed from, beyond mesh-wide resources. */
+export interface ProxyDependencies {
+  /** Service hosts it has outbound clusters for (their endpoints are in its config). */
+  hosts: ReadonlySet<string>;
+  /** Its own WorkloadEntry (`ns/name`) when it had one. */
+  workload?: string;
+}
+
+/** The dependencies of a computed IR. */
+export function dependenciesOf(ir: ProxyIR): ProxyDependencies {
+  const hosts = new Set<string>();
+  for (const c of ir.clusters) if (c.direction === 'outbound') hosts.add(c.host);
+  return { hosts, ...(ir.proxy.workloadName !== undefined ? { workload: `${ir.proxy.namespace}/${ir.proxy.workloadName}` } : {}) };
+}
+
+/**
+ * What changed between two registry snapshots, in the terms proxies depend on. `all` when anything
+ * but WorkloadEntries changed (a ServiceEntry, Sidecar, policy, route...: conservatively every
+ * proxy); otherwise the changed WorkloadEntries (`ns/name`), their addresses, and the hosts of the
+ * services that select them before or after the change.
+ */
+export interface RegistryChange {
+  all: boolean;
+  workloads: Set<string>;
+  addresses: Set<string>;
+  hosts: Set<string>;
+}
+
+/** Diffs two snapshots by resource key (unchanged objects compare by identity first, then by content). */
+export function registryChange(prev: MeshSnapshot, next: MeshSnapshot): RegistryChange {
+  const change: RegistryChange = { all: false, workloads: new Set(), addresses: new Set(), hosts: new Set() };
+  const note = (r: MeshResource, snapshot: MeshSnapshot): void => {
+    if (r.kind !== 'WorkloadEntry') {
+      change.all = true;
+      return;
+    }
+    const key = `${r.metadata.namespace}/${r.metadata.name}`;
+    change.workloads.add(key);
+    if (r.spec.address) change.addresses.add(r.spec.address);
+    for (const se of snapshot.servicesByWorkload.get(key) ?? []) for (const h of se.spec.hosts) change.hosts.add(h);
+  };
+  for (const [key, r] of next.byKey) {
+    const before = prev.byKey.get(key);
+    if (before === r || (before && sameResource(before, r))) continue;
+    note(r, next);
+    if (before) note(before, prev);
+    if (change.all) return change;
+  }
+  for (const [key, r] of prev.byKey) {
+    if (next.byKey.has(key)) continue;
+    note(r, prev);
+    if (change.all) return change;
+  }
+  return change;
+}
+
+/** True when `change` can alter the configuration of the proxy `identity` computed with `deps`. */
+export function affects(change: RegistryChange, identity: ProxyIdentity, deps: ProxyDependencies): boolean {
+  if (change.all) return true;
+  if (change.addresses.has(identity.ip)) return true;
+  if (deps.workload !== undefined && change.workloads.has(deps.workload)) return true;
+  if (identity.workloadName !== undefined && change.workloads.has(`${identity.namespace}/${identity.workloadName}`)) return true;
+  for (const h of change.hosts) if (deps.hosts.has(h)) return true;
+  return false;
 }
