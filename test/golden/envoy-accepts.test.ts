@@ -5,10 +5,11 @@
  * test breaks one route and checks that Envoy does refuse it, so a pass means something.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { findEnvoy } from '../../agents/envoy-path.js';
 import { encodeStrict } from '../../src/xds/protos/loader.js';
@@ -24,11 +25,29 @@ function runEnvoy(envoy: string, config: string): Promise<{ code: number | null;
   });
 }
 
+/**
+ * The MUTUAL TLS golden case (`dr-tls-mutual-external`) names certificate files by path, and
+ * `envoy --mode validate` really reads them: a throwaway self-signed certificate and key are made
+ * here with openssl (git-ignored, never committed).
+ */
+function ensureExternalTlsFiles(): void {
+  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'envoy', 'dr-tls-mutual-external.files');
+  const key = path.join(dir, 'client.key');
+  const cert = path.join(dir, 'client.pem');
+  const ca = path.join(dir, 'ca.pem');
+  if (fs.existsSync(key) && fs.existsSync(cert) && fs.existsSync(ca)) return;
+  fs.mkdirSync(dir, { recursive: true });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=external.example.com'], { stdio: 'ignore' });
+  fs.chmodSync(key, 0o600);
+  fs.copyFileSync(cert, ca);
+}
+
 void describe('real Envoy accepts the translated configuration', () => {
   const envoy = findEnvoy();
   let dir = '';
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-envoy-validate-'));
+    ensureExternalTlsFiles();
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
