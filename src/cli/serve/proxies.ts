@@ -238,6 +238,10 @@ export class ProxyPusher {
 
   private push(identity: ProxyIdentity, snapshot: MeshSnapshot): void {
     const log = this.deps.logger.child({ node: identity.nodeId });
+    // Until this push succeeds the proxy's config is older than `snapshot`: without dependencies
+    // it is recomputed on every change (never skipped as unaffected).
+    const pending = this.proxies.get(identity.nodeId);
+    if (pending) delete pending.deps;
     try {
       const ir = buildProxyIR(snapshot, identity, this.deps.extras());
       const errors = validate(ir);
