@@ -48,18 +48,11 @@ import { TokenAuthority } from '../src/identity/tokens.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { createControlPlaneMetrics } from '../src/observability/metrics.js';
 import { openStore } from '../src/store/index.js';
-import { machineInfo, processCpuSeconds, quantile, round } from './machine.js';
+import { machineInfo, processCpuSeconds, quantile, round, argValue } from './machine.js';
 
 const TD = 'cluster.local';
 const SPIFFE_ID = `spiffe://${TD}/ns/bench/sa/workload`;
 const ROUND_MS = 250;
-
-function argValue(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
-  return v;
-}
 
 /** Accumulated operations, wall time and CPU time of one phase over its rounds. */
 interface PhaseTotals {

@@ -87,3 +87,14 @@ export function round(n: number, digits = 0): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
 }
+
+/**
+ * The positive number after `--<name>` on the command line (e.g. `argValue('--reps', 3)`), or
+ * `fallback` when the flag is absent. Throws when the value is not a positive number.
+ */
+export function argValue(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
+  return v;
+}

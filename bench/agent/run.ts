@@ -33,7 +33,7 @@ import { issueSvid, type Svid } from '../../test/helpers/authz-lab.js';
 import { canCreateNetns, createLab, type Lab } from '../../test/helpers/netns.js';
 import { ProcessGroup } from '../../test/helpers/processes.js';
 import { REPO, SKIFF, agentArgs, createToken, startControlPlaneProc, type AgentSpec } from '../../test/helpers/skiff.js';
-import { machineInfo, processMemoryMiB, processRssMiB, round } from '../machine.js';
+import { machineInfo, processMemoryMiB, processRssMiB, round, argValue } from '../machine.js';
 import { minimalServerBootstrap } from '../dataplane/minimal-envoy.js';
 
 const NS = 'bench';
@@ -43,13 +43,6 @@ const STATIC_PORT = 18443;
 const APP_PORT = 9080;
 const SUBNET = 50; // 198.18.50.0/24, shared with bench/dataplane (bench/run.ts runs them one at a time)
 const SNI = `outbound_.${PORT}_._.${HOST}`;
-
-function argValue(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
-  return v;
-}
 
 function meshYaml(ip: string): string {
   return `apiVersion: security.istio.io/v1

@@ -26,7 +26,7 @@ import { issueSvid } from '../../test/helpers/authz-lab.js';
 import { canCreateNetns, createLab, type Lab } from '../../test/helpers/netns.js';
 import { ProcessGroup } from '../../test/helpers/processes.js';
 import { REPO, createToken, startAgentProc, startControlPlaneProc } from '../../test/helpers/skiff.js';
-import { machineInfo, round } from '../machine.js';
+import { machineInfo, round, argValue } from '../machine.js';
 import { minimalClientBootstrap, minimalServerBootstrap } from './minimal-envoy.js';
 
 const NS = 'bench';
@@ -36,13 +36,6 @@ const APP_PORT = 9080;
 const MINIMAL_CLIENT_PORT = 18080;
 const MINIMAL_SERVER_PORT = 18443;
 const SUBNET = 50;
-
-function argValue(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
-  return v;
-}
 
 /** The mesh: one service, two WorkloadEntries, their Sidecars, STRICT mTLS, an ALLOW policy. */
 function meshYaml(cIp: string, sIp: string): string {
