@@ -51,6 +51,7 @@ import { resolveExtAuthzProviders, type MeshConfigInput } from './ext-authz.js';
 import { clusterSettings, destinationRuleLookup, type DestinationRuleLookup } from './traffic/destination-rule.js';
 import { applyLocalityLb, effectiveLocalitySetting, withTopologyLabels } from './traffic/locality.js';
 import { expandHost, httpRoutesForHost, tcpRouteForHost, type RouteContext } from './traffic/routes.js';
+import { egressShareKey } from './outbound-share.js';
 
 /**
  * What the push context needs besides the registry snapshot: the control plane's mesh config (root
@@ -132,7 +133,11 @@ class Builder {
     readonly jwtRules: readonly JwtRuleIR[],
   ) {}
 
+  /** While the egress is built for sharing: every warning, in order, duplicates included. */
+  recorder: string[] | undefined;
+
   warn = (msg: string): void => {
+    this.recorder?.push(msg);
     if (this.seen.has(msg)) return;
     this.seen.add(msg);
     this.warnings.push(msg);
@@ -410,9 +415,9 @@ export function buildProxyIR(snapshot: MeshSnapshot, proxy: ProxyIdentity, extra
     b.warn(`${resourceKey(sidecar)}: outboundTrafficPolicy ALLOW_ANY is not implemented: only mesh services are reachable`);
   }
   if (sidecar && (sidecar.spec.egress?.length ?? 0) > 0) {
-    egress(b, services, sidecar.spec.egress ?? [], resourceKey(sidecar));
+    sharedEgress(b, services, sidecar.spec.egress ?? [], resourceKey(sidecar), rootNamespace);
   } else {
-    egress(b, services, [{ hosts: ['*/*'] }], 'default egress');
+    sharedEgress(b, services, DEFAULT_EGRESS, 'default egress', rootNamespace);
     const made = b.outbound.map((l) => `${l.address}:${l.port}`);
     assumed.push(
       `outbound listeners on ${DEFAULT_EGRESS_BIND}:<port> for every port (from ${FIRST_UNPRIVILEGED_PORT} up) of every mesh service (${made.length ? made.join(', ') : 'none'})`,
@@ -585,6 +590,78 @@ export function resolveDefaultEndpoint(value: string | undefined, workloadIp: st
 }
 
 /** Outbound listeners from egress entries: entries with a port first, then the catch-all ones. */
+/** The egress of the proxies without a Sidecar egress section: every visible service. */
+const DEFAULT_EGRESS: readonly IstioEgressListener[] = [{ hosts: ['*/*'] }];
+
+/** What building the egress added to a {@link Builder}; shared, never modified. */
+interface EgressPart {
+  outbound: readonly OutboundListenerIR[];
+  clusters: readonly ClusterIR[];
+  loadAssignments: readonly LoadAssignmentIR[];
+  bound: readonly Bound[];
+  /** Every warning raised, in order, duplicates included (replayed through `b.warn`). */
+  warnings: readonly string[];
+}
+
+/** Built egress parts by snapshot and sharing key (src/push/outbound-share.ts); weakly held. */
+const EGRESS_PARTS = new WeakMap<MeshSnapshot, Map<string, EgressPart>>();
+
+/**
+ * {@link egress}, built once per snapshot and sharing key (`egressShareKey`) and replayed into
+ * other proxies' builders: the same listeners, clusters, load assignments, taken addresses and
+ * warnings as building it would give.
+ */
+function sharedEgress(b: Builder, services: readonly MeshService[], entries: readonly IstioEgressListener[], owner: string, rootNamespace: string): void {
+  const key = egressShareKey(b.snapshot, {
+    namespace: b.proxy.namespace,
+    rootNamespace,
+    trustDomain: b.proxy.trustDomain,
+    ip: b.proxy.ip,
+    sidecar: owner,
+    egress: entries,
+    labels: b.workloadLabels,
+    locality: b.localityClient,
+    bound: b.bound,
+  });
+  if (key === undefined) {
+    egress(b, services, entries, owner);
+    return;
+  }
+  let parts = EGRESS_PARTS.get(b.snapshot);
+  const have = parts?.get(key);
+  if (have) {
+    b.outbound.push(...have.outbound);
+    for (const c of have.clusters) b.clusters.set(c.name, c);
+    for (const la of have.loadAssignments) b.loadAssignments.set(la.clusterName, la);
+    b.bound.push(...have.bound);
+    for (const w of have.warnings) b.warn(w);
+    return;
+  }
+  const clustersBefore = new Set(b.clusters.keys());
+  const boundBefore = b.bound.length;
+  const outboundBefore = b.outbound.length;
+  const warnings: string[] = [];
+  b.recorder = warnings;
+  try {
+    egress(b, services, entries, owner);
+  } finally {
+    b.recorder = undefined;
+  }
+  const clusters = [...b.clusters.values()].filter((c) => !clustersBefore.has(c.name));
+  const part: EgressPart = {
+    outbound: b.outbound.slice(outboundBefore),
+    clusters,
+    loadAssignments: clusters.map((c) => b.loadAssignments.get(c.name)).filter((la): la is LoadAssignmentIR => la !== undefined),
+    bound: b.bound.slice(boundBefore),
+    warnings,
+  };
+  if (!parts) {
+    parts = new Map();
+    EGRESS_PARTS.set(b.snapshot, parts);
+  }
+  parts.set(key, part);
+}
+
 function egress(b: Builder, services: readonly MeshService[], entries: readonly IstioEgressListener[], owner: string): void {
   const indexed = entries.map((e, i) => ({ e, i }));
   const ordered = [...indexed.filter((x) => x.e.port), ...indexed.filter((x) => !x.e.port)];

@@ -94,6 +94,33 @@ describe('SharedTranslator (translation shared between proxies)', () => {
     }
   });
 
+  it("re-translates a proxy's own part when it changes, and only the outbound part when only that changes", async () => {
+    const shape: MeshShape = { ...DEFAULT_SHAPE, services: 20, namespaces: 2, scenario: 'sidecar' };
+    const dir = path.join(tmp, 'own');
+    writeMesh(dir, shape);
+    const before = await snapshotOf(dir);
+    const translator = new SharedTranslator();
+    const identity = parseProxyNode(nodeOf(shape, 0), 'cluster.local');
+    const first = translator.translate(buildProxyIR(before, identity, {}));
+    const LDS = 'type.googleapis.com/envoy.config.listener.v3.Listener';
+    const inbound = '10.1.0.0_9080';
+    // A DENY policy for the proxy's workload changes its inbound listener only.
+    fs.writeFileSync(
+      path.join(dir, 'deny.yaml'),
+      'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny-all, namespace: ns-0}\nspec:\n  selector: {matchLabels: {app: svc-0}}\n  action: DENY\n  rules: [{}]\n',
+    );
+    const denied = await snapshotOf(dir);
+    const ir = buildProxyIR(denied, identity, {});
+    const second = translator.translate(ir);
+    assert.deepEqual(versions(second.resources), versions(translateEnvoy(ir).resources));
+    assert.notEqual(second.resources.get(LDS)?.get(inbound)?.version, first.resources.get(LDS)?.get(inbound)?.version, 'the new policy reaches the inbound listener');
+    // Back to the first mesh: the own part is the first one again.
+    fs.rmSync(path.join(dir, 'deny.yaml'));
+    const third = translator.translate(buildProxyIR(before, identity, {}));
+    assert.equal(third.resources.get(LDS)?.get(inbound)?.version, first.resources.get(LDS)?.get(inbound)?.version);
+    assert.deepEqual(versions(third.resources), versions(first.resources));
+  });
+
   it('drops an outbound translation when no proxy uses it any more', async () => {
     const shape: MeshShape = { ...DEFAULT_SHAPE, services: 20, namespaces: 2, scenario: 'sidecar' };
     const dir = path.join(tmp, 'evict');

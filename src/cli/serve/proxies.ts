@@ -15,7 +15,8 @@
  *
  * The outbound part is translated once per distinct content (keyed by its JSON) and the resulting
  * `VersionedResource`s (encoded bytes and content versions) are shared by every proxy with that
- * content; only the own part is translated per proxy. Where the split could change the outcome it
+ * content; the own part is translated per proxy, and again only when it changed (a proxy keeps
+ * the JSON of its last own part and that part's translation). Where the split could change the outcome it
  * is not used: endpoints tunnelled over HBONE (their CONNECT originate listeners read the whole
  * IR), or a resource name produced by both parts with different content.
  */
@@ -56,6 +57,31 @@ function neutralProxy(ir: ProxyIR): ProxyIR['proxy'] {
   return { nodeId: '', ip: '0.0.0.0', namespace: '', serviceAccount: '', labels: {}, trustDomain: td, spiffeId: '' };
 }
 
+/** JSON of IR objects, cached per object: shared objects (src/push/outbound-share.ts) are serialised once. */
+const JSON_OF = new WeakMap<object, string>();
+
+function jsonOf(o: object): string {
+  let s = JSON_OF.get(o);
+  if (s === undefined) {
+    s = JSON.stringify(o);
+    JSON_OF.set(o, s);
+  }
+  return s;
+}
+
+/**
+ * The content key of an outbound part: its JSON, element by element (IR objects are not modified
+ * after the push context is built, so an object's JSON can be cached).
+ */
+function partKey(part: ProxyIR): string {
+  const out = [JSON.stringify(part.proxy), JSON.stringify(part.trustDomainAliases), `${part.outbound.length}`];
+  for (const l of part.outbound) out.push(jsonOf(l));
+  out.push(`${part.clusters.length}`);
+  for (const c of part.clusters) out.push(jsonOf(c));
+  for (const la of part.loadAssignments) out.push(jsonOf(la));
+  return out.join('\n');
+}
+
 function isInbound(c: ClusterIR): boolean {
   return c.direction === 'inbound';
 }
@@ -79,10 +105,18 @@ export class SharedTranslator {
   private readonly cache = new Map<string, Entry>();
   /** The cache key each proxy's current configuration uses, by node id. */
   private readonly keyOf = new Map<string, string>();
+  /** Each proxy's own part (its JSON) and its translation, reused while the own part is unchanged. */
+  private readonly ownOf = new Map<string, { key: string; translation: EnvoyTranslation }>();
   private readonly stats = { translated: 0, reused: 0, whole: 0 };
 
   /** Forgets that proxy `nodeId` uses an outbound part (it disconnected); unused parts are dropped. */
   release(nodeId: string): void {
+    this.ownOf.delete(nodeId);
+    this.releaseOutbound(nodeId);
+  }
+
+  /** Forgets that proxy `nodeId` uses its outbound part; the part is dropped when no proxy does. */
+  private releaseOutbound(nodeId: string): void {
     const key = this.keyOf.get(nodeId);
     if (key === undefined) return;
     this.keyOf.delete(nodeId);
@@ -92,6 +126,7 @@ export class SharedTranslator {
 
   /** Forgets everything (e.g. when the last proxy disconnected). */
   clear(): void {
+    this.ownOf.clear();
     this.cache.clear();
     this.keyOf.clear();
   }
@@ -123,7 +158,7 @@ export class SharedTranslator {
       warnings: [],
     };
     const ownPart: ProxyIR = { ...ir, outbound: [], clusters: ir.clusters.filter(isInbound), loadAssignments: [], warnings: [] };
-    const key = JSON.stringify(outboundPart);
+    const key = partKey(outboundPart);
     let entry = this.cache.get(key);
     if (entry) this.stats.reused += 1;
     else {
@@ -133,11 +168,15 @@ export class SharedTranslator {
     }
     if (this.keyOf.get(owner) !== key) {
       entry.users += 1;
-      this.release(owner);
+      this.releaseOutbound(owner);
       this.keyOf.set(owner, key);
     }
     const shared = entry.translation;
-    const own = translateEnvoy(ownPart);
+    // The own part is translated again only when it changed (the inbound side rarely does).
+    const ownKey = JSON.stringify(ownPart);
+    const before = this.ownOf.get(owner);
+    const own = before?.key === ownKey ? before.translation : translateEnvoy(ownPart);
+    this.ownOf.set(owner, { key: ownKey, translation: own });
     const resources = new Map<string, ReadonlyMap<string, VersionedResource>>();
     for (const typeUrl of new Set([...shared.resources.keys(), ...own.resources.keys()])) {
       const merged = merge(shared.resources.get(typeUrl), own.resources.get(typeUrl));
