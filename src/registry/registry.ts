@@ -74,6 +74,11 @@ export function createRegistry(opts: RegistryOptions): Registry {
   const overlays = new Map<string, StatusOverlay>();
   const listeners = new Set<SnapshotListener>();
   let snapshot = buildSnapshot(0, []);
+  /**
+   * The snapshot's copy of each resource object a source handed in: a source that hands in the
+   * same object again (an unchanged file, an unchanged API resource) is not compared field by field.
+   */
+  let copyOf = new WeakMap<MeshResource, MeshResource>();
   let timer: NodeJS.Timeout | undefined;
   let pendingSince: number | undefined;
   let closed = false;
@@ -105,16 +110,21 @@ export function createRegistry(opts: RegistryOptions): Registry {
     const changedKeys = new Set<string>();
     const changedKinds = new Set<string>();
     const next: MeshResource[] = [];
+    const copies = new WeakMap<MeshResource, MeshResource>();
     for (const [key, r] of merged) {
       const old = previous.get(key);
-      if (old && sameResource(old, r)) {
+      if (old && (copyOf.get(r) === old || sameResource(old, r))) {
         next.push(old);
+        copies.set(r, old);
         continue;
       }
       changedKeys.add(key);
       changedKinds.add(r.kind);
-      next.push(structuredClone(r));
+      const copy = structuredClone(r);
+      next.push(copy);
+      copies.set(r, copy);
     }
+    copyOf = copies;
     for (const [key, old] of previous) {
       if (!merged.has(key)) {
         changedKeys.add(key);

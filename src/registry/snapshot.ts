@@ -51,12 +51,6 @@ function groupBy<T>(items: readonly T[], key: (t: T) => string): ReadonlyMap<str
   return freezeMap(out as Map<string, readonly T[]>);
 }
 
-function compareKeys(a: MeshResource, b: MeshResource): number {
-  const ka = resourceKey(a);
-  const kb = resourceKey(b);
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
-}
-
 /** `namespace/name` of a resource. */
 export function namespacedName(r: { metadata: { namespace: string; name: string } }): string {
   return `${r.metadata.namespace}/${r.metadata.name}`;
@@ -85,7 +79,10 @@ function indexByHosts<T>(items: readonly T[], hosts: (t: T) => readonly string[]
  * `servicesByHost` holds, for a host several ServiceEntries define, the first by key order.
  */
 export function buildSnapshot(version: number, resources: readonly MeshResource[]): MeshSnapshot {
-  const sorted = [...resources].sort(compareKeys);
+  // Sort by key with each key computed once (not once per comparison).
+  const keyed = resources.map((r) => ({ key: resourceKey(r), r }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const sorted = keyed.map((x) => x.r);
   for (const r of sorted) deepFreeze(r);
   const workloadEntries = sorted.filter((r): r is WorkloadEntry => r.kind === 'WorkloadEntry');
   const workloadGroups = sorted.filter((r): r is WorkloadGroup => r.kind === 'WorkloadGroup');
@@ -174,7 +171,7 @@ export function buildSnapshot(version: number, resources: readonly MeshResource[
     virtualServicesByHost: indexByHosts(virtualServices, (vs) => (vs.spec.hosts ?? []).map((h) => resolveShortHost(h, vs.metadata.namespace))),
     httpRoutesByHost: indexByHosts(httpRoutes, (r) => routeTargetHosts(r, lookupServiceEntry)),
     grpcRoutesByHost: indexByHosts(grpcRoutes, (r) => routeTargetHosts(r, lookupServiceEntry)),
-    byKey: freezeMap(new Map(sorted.map((r) => [resourceKey(r), r]))),
+    byKey: freezeMap(new Map(keyed.map((x) => [x.key, x.r]))),
     workloadsByNamespace,
     workloadsByService: freezeMap(workloadsByService as Map<string, readonly WorkloadEntry[]>),
     servicesByWorkload: freezeMap(servicesByWorkload as Map<string, readonly ServiceEntry[]>),
