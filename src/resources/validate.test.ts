@@ -59,6 +59,41 @@ void describe('validateResourceSet', () => {
     assert.deepEqual(r, { errors: [], warnings: ['mesh.yaml:27 spec.egress[0].hosts[1]: egress host "prod/api.demo.svc" names no known service'] });
   });
 
+  void it('matches every selector label, metadata labels taking precedence, and an empty selector matches any workload', () => {
+    const weMeta = (name: string, meta: string, spec: string): string =>
+      `apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: ${name}, namespace: demo, labels: ${meta}}\nspec:\n  address: 10.0.0.2\n  labels: ${spec}\n`;
+    const text = [
+      SE('both', 'both.demo.svc', '{app: api, version: v1}'), // vm-1 has both labels
+      SE('half', 'half.demo.svc', '{app: api, version: v2}'), // app matches, version does not
+      SE('over', 'over.demo.svc', '{app: web}'), // spec says web, metadata overrides it to api
+      SE('meta', 'meta.demo.svc', '{app: api, tier: back}'), // tier only in metadata labels
+      SE('any', 'any.demo.svc', '{}'),
+      WE('vm-1', '{app: api, version: v1}'),
+      weMeta('vm-2', '{app: api, tier: back}', '{app: web}'),
+    ].join('---\n');
+    const r = check(text);
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(
+      r.warnings.map((w) => w.replace(/^mesh\.yaml:\d+ /, '')),
+      ['spec.workloadSelector: selects no WorkloadEntry in namespace demo yet: the service has no endpoints', 'spec.workloadSelector: selects no WorkloadEntry in namespace demo yet: the service has no endpoints'],
+    );
+    assert.deepEqual(r.warnings.map((w) => w.split(' ')[0]), ['mesh.yaml:20', 'mesh.yaml:31'], 'the warnings are on "half" and "over"');
+  });
+
+  void it('finds Sidecar egress hosts served by wildcard ServiceEntry hosts, and wildcard egress hosts', () => {
+    const sidecar = [
+      'apiVersion: networking.istio.io/v1',
+      'kind: Sidecar',
+      'metadata: {name: s, namespace: demo}',
+      'spec:',
+      '  egress:',
+      '  - hosts: [./api.example.com, "*/*.example.com", "*/*.other.com", "./*"]',
+      '',
+    ].join('\n');
+    const r = check(`${SE('ext', '"*.example.com"', '{app: api}')}---\n${WE('vm', '{app: api}')}---\n${sidecar}`);
+    assert.deepEqual(r, { errors: [], warnings: ['mesh.yaml:24 spec.egress[0].hosts[2]: egress host "*/*.other.com" names no known service'] });
+  });
+
   void it('matches wildcard hosts either way', () => {
     assert.ok(hostsOverlap('*.demo.svc', 'api.demo.svc'));
     assert.ok(hostsOverlap('api.demo.svc', '*.demo.svc'));

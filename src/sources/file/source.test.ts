@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -12,6 +12,12 @@ import { createFileSource, type FileSource } from './source.js';
 function workload(name: string, address: string): string {
   return `apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata:\n  name: ${name}\n  namespace: demo\nspec:\n  address: ${address}\n  labels: {app: ${name}}\n`;
 }
+
+function service(host: string): string {
+  return `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: svc\n  namespace: demo\nspec:\n  hosts: [${host}]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports:\n    - {name: http, number: 8080, protocol: HTTP}\n`;
+}
+
+const ROUTE = 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: r\n  namespace: demo\nspec:\n  hosts: [svc.demo.svc]\n  http:\n    - route:\n        - destination: {host: svc.demo.svc}\n';
 
 /** Polls `cond` every 20 ms; fails (instead of hanging) after `timeoutMs`. */
 async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -134,5 +140,51 @@ void describe('file source', () => {
     await writeFile(path.join(dir, 'a.yaml'), workload('a', '10.0.0.1'));
     await waitFor(() => source?.lastError() === undefined, 'the restored file to be accepted');
     assert.equal(updates.length, 1, 'restoring the same content is no change');
+  });
+
+  void it('rejects an edit that breaks a reference from an unchanged file, and accepts its fix', async () => {
+    await writeFile(path.join(dir, 'routes.yaml'), ROUTE);
+    await writeFile(path.join(dir, 'services.yaml'), service('svc.demo.svc'));
+    await start();
+    assert.equal(updates.length, 1);
+    // Only services.yaml changes; the VirtualService in routes.yaml now points at nothing.
+    await writeFile(path.join(dir, 'services.yaml'), service('xyz.demo.svc'));
+    await waitFor(() => source?.lastError() !== undefined, 'the rejected reload');
+    assert.equal(source?.lastError(), `${path.join(dir, 'routes.yaml')}:10 spec.http[0].route[0].destination.host: host "svc.demo.svc" is not defined by any ServiceEntry`);
+    assert.equal(updates.length, 1, 'the previous configuration keeps serving');
+    await writeFile(path.join(dir, 'services.yaml'), service('svc.demo.svc'));
+    await waitFor(() => source?.lastError() === undefined, 'the fixed reload');
+    assert.equal(updates.length, 1, 'the fix restores the served content: no update');
+    assert.equal(await source?.reload(), true);
+  });
+
+  void it('rejects a same-size invalid edit and serves the old content again after its revert', async () => {
+    await writeFile(path.join(dir, 'a.yaml'), workload('a', '10.0.0.1'));
+    await writeFile(path.join(dir, 'b.yaml'), workload('b', '10.0.0.2'));
+    await start();
+    await writeFile(path.join(dir, 'a.yaml'), workload('a', '10.0.0.x'));
+    await waitFor(() => source?.lastError() !== undefined, 'the rejected reload');
+    assert.match(source?.lastError() ?? '', /a\.yaml:7 spec\.address: /);
+    await writeFile(path.join(dir, 'a.yaml'), workload('a', '10.0.0.1'));
+    await waitFor(() => source?.lastError() === undefined, 'the reverted file to be accepted');
+    await writeFile(path.join(dir, 'a.yaml'), workload('a', '10.0.0.3'));
+    await waitFor(() => updates.length === 2, 'the next real change');
+    assert.deepEqual(updates[1]?.map((r) => (r.kind === 'WorkloadEntry' ? r.spec.address : undefined)), ['10.0.0.3', '10.0.0.2']);
+    assert.equal(await counter(metrics, 'configRejected'), 1);
+  });
+
+  void it('follows a renamed file: same resources, and a later error names the new file', async () => {
+    await writeFile(path.join(dir, 'a.yaml'), workload('a', '10.0.0.1'));
+    await start();
+    await rename(path.join(dir, 'a.yaml'), path.join(dir, 'renamed.yaml'));
+    assert.equal(await source?.reload(), true);
+    assert.equal(updates.length, 1, 'a rename alone changes no resource');
+    await writeFile(path.join(dir, 'renamed.yaml'), 'apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a, namespace: demo}\nspec: {address: 10.0.0.1, weight: -1}\n');
+    assert.equal(await source?.reload(), false);
+    assert.match(source?.lastError() ?? '', new RegExp(`^${path.join(dir, 'renamed.yaml').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4 spec\\.weight: `));
+    await unlink(path.join(dir, 'renamed.yaml'));
+    await writeFile(path.join(dir, 'b.yaml'), workload('b', '10.0.0.2'));
+    assert.equal(await source?.reload(), true);
+    assert.deepEqual(updates.at(-1)?.map((r) => r.metadata.name), ['b'], 'the deleted file\'s resources are gone');
   });
 });

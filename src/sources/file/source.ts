@@ -1,6 +1,9 @@
 /**
  * The file source: watches a config directory (chokidar 4) and, after a burst of changes has gone
- * quiet, reloads the whole directory with `loadDirectory`.
+ * quiet, reloads the whole directory with `loadDirectory`. The source keeps a `LoadCache`, so a
+ * reload re-parses only the files whose content changed; the set-level checks still run over the
+ * whole directory, and unchanged files give back the same resource objects (which makes the
+ * no-change comparison below cheap).
  *
  * All or nothing (DESIGN.md §3): if any file has any error the whole reload is rejected — each
  * issue is logged as `file:line path: message`, `configRejected{source="file"}` is counted,
@@ -15,7 +18,7 @@ import type { ControlPlaneMetrics } from '../../observability/metrics.js';
 import { sameResourceList } from '../../resources/equal.js';
 import { ConfigRejectedError, formatIssue } from '../../resources/issues.js';
 import type { MeshResource } from '../../resources/types.js';
-import { CONFIG_FILE_PATTERN, loadDirectory } from './load.js';
+import { CONFIG_FILE_PATTERN, createLoadCache, loadDirectory } from './load.js';
 
 /** Options for {@link createFileSource}. */
 export interface FileSourceOptions {
@@ -65,10 +68,11 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
   let stopped = false;
   let rejection: ConfigRejectedError | undefined;
   let delivered: readonly MeshResource[] | undefined;
+  const cache = createLoadCache();
 
   /** Loads once; a rejection is kept in `rejection`. */
   async function load(): Promise<void> {
-    const result = await loadDirectory(dir);
+    const result = await loadDirectory(dir, cache);
     if (result.errors.length > 0) {
       rejection = new ConfigRejectedError(`config in ${dir} rejected (${result.errors.length} errors)`, result.errors);
       for (const issue of result.errors) logger.error({ file: issue.file, line: issue.line, path: issue.path }, formatIssue(issue));
