@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { RE2JS } from 're2js';
-import type { ClusterIR, EndpointAddress, ProxyIR, RouteIR, StringMatchIR } from './types.js';
+import type { ClusterIR, EndpointAddress, LoadAssignmentIR, ProxyIR, RouteIR, StringMatchIR } from './types.js';
 import { validateSecurity } from './validate-security.js';
 
 /**
@@ -115,13 +115,7 @@ export function validate(ir: ProxyIR): string[] {
     const c = clusters.get(la.clusterName);
     if (!c) errors.push(`load assignment for unknown cluster ${la.clusterName}`);
     else if (c.direction !== 'outbound') errors.push(`load assignment for ${c.direction} cluster ${la.clusterName}`);
-    for (const ep of la.endpoints) {
-      if (isIP(ep.ip) === 0) errors.push(`load assignment ${la.clusterName}: endpoint address ${JSON.stringify(ep.ip)} is not an IP address`);
-      if (!validPort(ep.port)) errors.push(`load assignment ${la.clusterName}: endpoint ${ep.ip} has invalid port ${ep.port}`);
-      if (ep.weight !== undefined && (!Number.isInteger(ep.weight) || ep.weight < 1)) {
-        errors.push(`load assignment ${la.clusterName}: endpoint ${ep.ip}:${ep.port} has invalid weight ${ep.weight}`);
-      }
-    }
+    errors.push(...endpointErrors(la));
   }
   for (const c of ir.clusters) {
     if (c.direction !== 'outbound') continue;
@@ -130,6 +124,25 @@ export function validate(ir: ProxyIR): string[] {
   }
   errors.push(...validateSecurity(ir, clusters));
   errors.push(...validateClusterTraffic(ir));
+  return errors;
+}
+
+/** {@link endpointErrors} by load assignment: a load assignment shared between proxies is checked once. */
+const ENDPOINT_ERRORS = new WeakMap<LoadAssignmentIR, readonly string[]>();
+
+/** Problems of a load assignment's endpoints (addresses, ports, weights). */
+function endpointErrors(la: LoadAssignmentIR): readonly string[] {
+  const have = ENDPOINT_ERRORS.get(la);
+  if (have) return have;
+  const errors: string[] = [];
+  for (const ep of la.endpoints) {
+    if (isIP(ep.ip) === 0) errors.push(`load assignment ${la.clusterName}: endpoint address ${JSON.stringify(ep.ip)} is not an IP address`);
+    if (!validPort(ep.port)) errors.push(`load assignment ${la.clusterName}: endpoint ${ep.ip} has invalid port ${ep.port}`);
+    if (ep.weight !== undefined && (!Number.isInteger(ep.weight) || ep.weight < 1)) {
+      errors.push(`load assignment ${la.clusterName}: endpoint ${ep.ip}:${ep.port} has invalid weight ${ep.weight}`);
+    }
+  }
+  ENDPOINT_ERRORS.set(la, errors);
   return errors;
 }
 

@@ -57,33 +57,82 @@ function neutralProxy(ir: ProxyIR): ProxyIR['proxy'] {
   return { nodeId: '', ip: '0.0.0.0', namespace: '', serviceAccount: '', labels: {}, trustDomain: td, spiffeId: '' };
 }
 
-/** JSON of IR objects, cached per object: shared objects (src/push/outbound-share.ts) are serialised once. */
-const JSON_OF = new WeakMap<object, string>();
+/**
+ * Content ids of IR objects: equal JSON gets an equal id (ids are never reused), cached per object,
+ * so shared objects (src/push/outbound-share.ts) are serialised once. `ids` forgets old contents
+ * past a bound; an object seen again after that gets a new id, which costs a translation, never a
+ * wrong answer.
+ */
+class ContentIds {
+  private readonly byObject = new WeakMap<object, number>();
+  private ids = new Map<string, number>();
+  private next = 0;
 
-function jsonOf(o: object): string {
-  let s = JSON_OF.get(o);
-  if (s === undefined) {
-    s = JSON.stringify(o);
-    JSON_OF.set(o, s);
+  of(o: object): number {
+    let id = this.byObject.get(o);
+    if (id === undefined) {
+      const json = JSON.stringify(o);
+      id = this.ids.get(json);
+      if (id === undefined) {
+        if (this.ids.size >= 200_000) this.ids = new Map();
+        id = this.next++;
+        this.ids.set(json, id);
+      }
+      this.byObject.set(o, id);
+    }
+    return id;
   }
-  return s;
 }
 
 /**
- * The content key of an outbound part: its JSON, element by element (IR objects are not modified
- * after the push context is built, so an object's JSON can be cached).
+ * The content key of an outbound part (IR objects are not modified after the push context is
+ * built, so an object's content id can be cached).
  */
-function partKey(part: ProxyIR): string {
-  const out = [JSON.stringify(part.proxy), JSON.stringify(part.trustDomainAliases), `${part.outbound.length}`];
-  for (const l of part.outbound) out.push(jsonOf(l));
-  out.push(`${part.clusters.length}`);
-  for (const c of part.clusters) out.push(jsonOf(c));
-  for (const la of part.loadAssignments) out.push(jsonOf(la));
-  return out.join('\n');
+function partKey(part: ProxyIR, ids: ContentIds): string {
+  let key = `${JSON.stringify(part.proxy)}|${JSON.stringify(part.trustDomainAliases)}|`;
+  for (const l of part.outbound) key += `${ids.of(l)},`;
+  key += '|';
+  for (const c of part.clusters) key += `${ids.of(c)},`;
+  key += '|';
+  for (const la of part.loadAssignments) key += `${ids.of(la)},`;
+  return key;
 }
 
 function isInbound(c: ClusterIR): boolean {
   return c.direction === 'inbound';
+}
+
+const EMPTY: ReadonlyMap<string, VersionedResource> = new Map();
+
+/** A proxy's merged map of one type and the two maps it was merged from. */
+interface MergedType {
+  shared: ReadonlyMap<string, VersionedResource>;
+  own: ReadonlyMap<string, VersionedResource>;
+  merged: ReadonlyMap<string, VersionedResource>;
+}
+
+/** Whether two type maps hold the same names and versions, remembered per pair of maps. */
+const SAME_VERSIONS = new WeakMap<ReadonlyMap<string, VersionedResource>, WeakMap<ReadonlyMap<string, VersionedResource>, boolean>>();
+
+function sameTypeVersions(a: ReadonlyMap<string, VersionedResource>, b: ReadonlyMap<string, VersionedResource>): boolean {
+  let byB = SAME_VERSIONS.get(a);
+  const known = byB?.get(b);
+  if (known !== undefined) return known;
+  let same = a.size === b.size;
+  if (same) {
+    for (const [name, r] of a) {
+      if (b.get(name)?.version !== r.version) {
+        same = false;
+        break;
+      }
+    }
+  }
+  if (!byB) {
+    byB = new WeakMap();
+    SAME_VERSIONS.set(a, byB);
+  }
+  byB.set(b, same);
+  return same;
 }
 
 function merge(a: ReadonlyMap<string, VersionedResource> | undefined, b: ReadonlyMap<string, VersionedResource> | undefined): Map<string, VersionedResource> | undefined {
@@ -105,13 +154,17 @@ export class SharedTranslator {
   private readonly cache = new Map<string, Entry>();
   /** The cache key each proxy's current configuration uses, by node id. */
   private readonly keyOf = new Map<string, string>();
+  /** Each proxy's merged type maps (outbound and own resources of one type), by type URL. */
+  private readonly mergedOf = new Map<string, Map<string, MergedType>>();
   /** Each proxy's own part (its JSON) and its translation, reused while the own part is unchanged. */
   private readonly ownOf = new Map<string, { key: string; translation: EnvoyTranslation }>();
   private readonly stats = { translated: 0, reused: 0, whole: 0 };
+  private readonly ids = new ContentIds();
 
   /** Forgets that proxy `nodeId` uses an outbound part (it disconnected); unused parts are dropped. */
   release(nodeId: string): void {
     this.ownOf.delete(nodeId);
+    this.mergedOf.delete(nodeId);
     this.releaseOutbound(nodeId);
   }
 
@@ -127,6 +180,7 @@ export class SharedTranslator {
   /** Forgets everything (e.g. when the last proxy disconnected). */
   clear(): void {
     this.ownOf.clear();
+    this.mergedOf.clear();
     this.cache.clear();
     this.keyOf.clear();
   }
@@ -158,7 +212,7 @@ export class SharedTranslator {
       warnings: [],
     };
     const ownPart: ProxyIR = { ...ir, outbound: [], clusters: ir.clusters.filter(isInbound), loadAssignments: [], warnings: [] };
-    const key = partKey(outboundPart);
+    const key = partKey(outboundPart, this.ids);
     let entry = this.cache.get(key);
     if (entry) this.stats.reused += 1;
     else {
@@ -178,14 +232,31 @@ export class SharedTranslator {
     const own = before?.key === ownKey ? before.translation : translateEnvoy(ownPart);
     this.ownOf.set(owner, { key: ownKey, translation: own });
     const resources = new Map<string, ReadonlyMap<string, VersionedResource>>();
+    const last = this.mergedOf.get(owner);
+    const mergedNow = new Map<string, MergedType>();
     for (const typeUrl of new Set([...shared.resources.keys(), ...own.resources.keys()])) {
-      const merged = merge(shared.resources.get(typeUrl), own.resources.get(typeUrl));
+      const s = shared.resources.get(typeUrl) ?? EMPTY;
+      const o = own.resources.get(typeUrl) ?? EMPTY;
+      // One side empty: its map as it is (shared by every proxy of the outbound part, so the
+      // cache sorts and hashes it once).
+      if (o.size === 0 || s.size === 0) {
+        resources.set(typeUrl, o.size === 0 ? s : o);
+        continue;
+      }
+      // Both: the map merged last time while neither side's names and versions changed.
+      const before = last?.get(typeUrl);
+      let merged: ReadonlyMap<string, VersionedResource> | undefined =
+        before && before.own === o && (before.shared === s || sameTypeVersions(before.shared, s)) ? before.merged : undefined;
+      merged ??= merge(s, o);
       if (!merged) {
+        this.mergedOf.delete(owner);
         this.stats.whole += 1;
         return translateEnvoy(ir);
       }
+      mergedNow.set(typeUrl, { shared: s, own: o, merged });
       resources.set(typeUrl, merged);
     }
+    this.mergedOf.set(owner, mergedNow);
     const references = new Map<string, Set<string>>();
     for (const refs of [shared.references, own.references]) {
       for (const [typeUrl, names] of refs) {

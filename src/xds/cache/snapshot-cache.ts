@@ -25,6 +25,7 @@ import {
   type WatchRequest,
   type WatchResponse,
 } from '../types.js';
+import type { EncodedAny } from '../protos/loader.js';
 import { SnapshotInconsistentError, type SnapshotProblem } from './errors.js';
 import { resourceSetVersion } from './version.js';
 
@@ -101,6 +102,13 @@ interface NodeState {
 interface SortedSet {
   sorted: readonly VersionedResource[];
   version: string;
+  /** The encoded resources and their names, in order (one array per set, shared by the answers). */
+  anys: readonly EncodedAny[];
+  names: readonly string[];
+}
+
+function sortedSet(sorted: readonly VersionedResource[]): SortedSet {
+  return { sorted, version: resourceSetVersion(sorted), anys: sorted.map((r) => r.resource), names: sorted.map((r) => r.name) };
 }
 
 const EMPTY: ReadonlyMap<string, VersionedResource> = new Map();
@@ -167,9 +175,34 @@ export function createSnapshotCache(opts: SnapshotCacheOptions): SnapshotCache {
     let set = sortedSets.get(resources);
     if (!set) {
       const sorted = [...resources.values()].sort(byName);
-      set = { sorted, version: resourceSetVersion(sorted) };
+      set = sortedSet(sorted);
       sortedSets.set(resources, set);
     }
+    return set;
+  }
+
+  // Named subsets per type map (EDS and RDS requests), by the sorted names: proxies that share a
+  // type map and ask for the same names share the answer.
+  const namedSets = new WeakMap<ReadonlyMap<string, VersionedResource>, Map<string, SortedSet>>();
+  function namedSet(resources: ReadonlyMap<string, VersionedResource>, requested: readonly string[]): SortedSet {
+    const names = [...new Set(requested)].sort();
+    const key = names.join('\n');
+    let byNames = namedSets.get(resources);
+    const have = byNames?.get(key);
+    if (have) return have;
+    const found: VersionedResource[] = [];
+    for (const name of names) {
+      const r = resources.get(name);
+      if (r) found.push(r);
+    }
+    const set = sortedSet(found);
+    if (!byNames) {
+      byNames = new Map();
+      namedSets.set(resources, byNames);
+    }
+    // Bounded: a map asked for many different name lists keeps the last 64.
+    if (byNames.size >= 64) byNames.delete(byNames.keys().next().value as string);
+    byNames.set(key, set);
     return set;
   }
 
@@ -228,26 +261,18 @@ export function createSnapshotCache(opts: SnapshotCacheOptions): SnapshotCache {
   /** The answer to `request` from `snapshot`: the full set (wildcard) or the named subset. */
   function answer(snapshot: NodeSnapshot, request: WatchRequest): WatchResponse {
     const resources = snapshot.resources.get(request.typeUrl) ?? EMPTY;
-    let picked: readonly VersionedResource[];
-    let versionInfo: string;
+    let set: SortedSet;
     let requires: ReadonlyMap<string, readonly string[]> | undefined;
     if (isWildcardRequest(request)) {
-      ({ sorted: picked, version: versionInfo } = fullSet(resources));
+      set = fullSet(resources);
       // The references describe the whole set, so they are given with full answers only.
       const dependent = DEPENDENT_TYPE_URL.get(request.typeUrl);
       const needed = dependent === undefined ? undefined : snapshot.references?.get(dependent);
       if (dependent !== undefined && needed !== undefined) requires = new Map([[dependent, [...needed].sort()]]);
     } else {
-      const names = [...new Set(request.resourceNames)].sort();
-      const found: VersionedResource[] = [];
-      for (const name of names) {
-        const r = resources.get(name);
-        if (r) found.push(r);
-      }
-      picked = found;
-      versionInfo = resourceSetVersion(found);
+      set = namedSet(resources, request.resourceNames);
     }
-    const response: WatchResponse = { typeUrl: request.typeUrl, versionInfo, resources: picked.map((r) => r.resource), names: picked.map((r) => r.name) };
+    const response: WatchResponse = { typeUrl: request.typeUrl, versionInfo: set.version, resources: set.anys, names: set.names };
     if (requires) response.requires = requires;
     return response;
   }

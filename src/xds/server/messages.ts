@@ -103,14 +103,49 @@ export function encodeDiscoveryRequest(req: Partial<DiscoveryRequestMessage>): B
  * a resource encoded once by the translator is the same bytes on every stream.
  */
 export function encodeDiscoveryResponse(resp: DiscoveryResponseMessage): Buffer {
-  const plain: ResponseObject = {
-    versionInfo: resp.versionInfo,
-    // protobufjs' encoder reads own `type_url`/`value` fields: the bytes are written as they are.
-    resources: resp.resources.map((r) => ({ type_url: r.typeUrl, value: r.value })),
-    typeUrl: resp.typeUrl,
-    nonce: resp.nonce,
-  };
-  return toBuffer(responseType().encode(plain).finish());
+  // Everything but the nonce (field 5, written last) is encoded once per resources array: the
+  // snapshot cache hands every stream that gets the same answer the same array.
+  let prefix = PREFIXES.get(resp.resources);
+  if (!prefix || prefix.versionInfo !== resp.versionInfo || prefix.typeUrl !== resp.typeUrl) {
+    const plain: ResponseObject = {
+      versionInfo: resp.versionInfo,
+      // protobufjs' encoder reads own `type_url`/`value` fields: the bytes are written as they are.
+      resources: resp.resources.map((r) => ({ type_url: r.typeUrl, value: r.value })),
+      typeUrl: resp.typeUrl,
+    };
+    prefix = { versionInfo: resp.versionInfo, typeUrl: resp.typeUrl, bytes: responseType().encode(plain).finish() };
+    PREFIXES.set(resp.resources, prefix);
+  }
+  if (resp.nonce === '') return toBuffer(prefix.bytes);
+  const nonce = Buffer.from(resp.nonce, 'utf8');
+  const out = Buffer.allocUnsafe(prefix.bytes.length + 1 + varintLength(nonce.length) + nonce.length);
+  out.set(prefix.bytes, 0);
+  let at = prefix.bytes.length;
+  out[at++] = NONCE_TAG;
+  for (let n = nonce.length; ; n >>>= 7) {
+    if (n < 0x80) {
+      out[at++] = n;
+      break;
+    }
+    out[at++] = (n & 0x7f) | 0x80;
+  }
+  out.set(nonce, at);
+  return out;
+}
+
+/** Tag of `DiscoveryResponse.nonce`: field 5, wire type 2 (length-delimited). */
+const NONCE_TAG = (5 << 3) | 2;
+
+/** Encoded `DiscoveryResponse` fields 1-4 by resources array (see {@link encodeDiscoveryResponse}). */
+const PREFIXES = new WeakMap<readonly EncodedAny[], { versionInfo: string; typeUrl: string; bytes: Uint8Array }>();
+
+function varintLength(n: number): number {
+  let len = 1;
+  while (n >= 0x80) {
+    n >>>= 7;
+    len += 1;
+  }
+  return len;
 }
 
 /** Decodes a `DiscoveryResponse` (for xDS clients and tests); resources stay encoded. */
