@@ -3,15 +3,24 @@
 // application (SEA) support, so a VM runs `skiff agent` without a Node.js install:
 //
 //   1. esbuild bundles scripts/agent-binary-main.ts (the `agent` and `version` commands) and
-//      everything it imports into one CommonJS file (a SEA's main script must be CommonJS and may
-//      only require Node's built-in modules). `import.meta.url` does not exist in CommonJS: it is
-//      replaced by the file URL of the running file (the executable itself inside a SEA).
+//      everything it imports into one minified CommonJS file that may only require Node's built-in
+//      modules. `import.meta.url` does not exist in CommonJS: it is replaced by the file URL of the
+//      running file (the executable itself inside a SEA). zod's translated error messages (every
+//      locale but English, which zod sets by default) are left out: the agent never selects one.
 //   2. The protobuf definitions, which the npm package reads from .proto files in node_modules,
 //      are written as JSON descriptors and embedded as SEA assets, one per proto set of
 //      AGENT_PROTO_FILES in src/xds/protos/loader.ts (`skiff-protos-runtime.json`, kept loaded;
 //      `skiff-protos-bootstrap.json`, loaded only to write Envoy's bootstrap). Only the agent's own
 //      message types go in, not all of Envoy's API the control plane loads: it saves memory.
-//   3. `node --experimental-sea-config` turns bundle + asset into a preparation blob, which
+//   3. The bundle is embedded, Brotli-compressed, as the asset `skiff-agent.js`; the SEA's main
+//      script is a small loader (LOADER below) that reads it as a one-byte string and runs it as
+//      CommonJS. Memory (issue 9): Node.js 20 turns a SEA's main script into a UTF-16 string, two
+//      bytes per character kept for the process's lifetime (V8 keeps a script's source for lazy
+//      compilation); the bundle is ASCII (checked), so one byte per character is enough. Stack
+//      traces from the binary name `skiff-agent.js` with minified positions. The V8 code cache
+//      (`useCodeCache`) is not used: V8 rejects a cache made with other V8 flags than the run's,
+//      and the systemd unit's NODE_OPTIONS (--jitless) differ from the build's.
+//   4. `node --experimental-sea-config` turns loader + assets into a preparation blob, which
 //      postject injects into a copy of this Node.js binary (the NODE_SEA_BLOB resource, with the
 //      SEA fuse flipped).
 //
@@ -24,6 +33,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import zlib from 'node:zlib';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const POSTJECT = 'postject@1.0.0-alpha.6';
@@ -96,6 +106,40 @@ const SUBSTITUTIONS = [
   },
 ];
 
+/** The SEA asset holding the agent's bundle, Brotli-compressed (step 3). */
+const BUNDLE_ASSET = 'skiff-agent.js';
+
+/**
+ * The SEA's main script (CommonJS; `require` inside a SEA loads built-in modules only): runs the
+ * bundle asset as a CommonJS module with this same `require` and `module`, `__filename` being the
+ * executable. `getRawAsset` gives the asset's bytes in place (no copy); they are Brotli-compressed
+ * (fewer of the executable's pages are read and stay mapped: ~0.2 instead of ~0.9 MiB), and
+ * `latin1Slice` makes the one-byte string V8 compiles and keeps.
+ */
+const LOADER = `'use strict';
+const { getRawAsset } = require('node:sea');
+const { compileFunction } = require('node:vm');
+const { dirname } = require('node:path');
+const { brotliDecompressSync } = require('node:zlib');
+const source = brotliDecompressSync(Buffer.from(getRawAsset(${JSON.stringify(BUNDLE_ASSET)}))).latin1Slice();
+const main = compileFunction(source, ['exports', 'require', 'module', '__filename', '__dirname'], { filename: ${JSON.stringify(BUNDLE_ASSET)} });
+main.call(module.exports, module.exports, require, module, process.execPath, dirname(process.execPath));
+`;
+
+/**
+ * zod's `locales` namespace (every translation of its error messages) reduced to English, the one
+ * zod configures by default (zod/v4/classic/external.js); nothing in the agent selects another.
+ */
+const zodEnglishOnly = {
+  name: 'skiff-zod-english-only',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]node_modules[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, () => ({
+      contents: 'export { default as en } from "./en.js";\n',
+      loader: 'js',
+    }));
+  },
+};
+
 const substitute = {
   name: 'skiff-sea-substitutions',
   setup(build) {
@@ -127,11 +171,20 @@ try {
     logLevel: 'warning',
     define: { 'import.meta.url': '__skiffModuleUrl' },
     banner: { js: 'var __skiffModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
-    plugins: [substitute],
+    plugins: [substitute, zodEnglishOnly],
+    // Smaller source, less memory: V8 keeps the whole source of a script in the heap.
+    minify: true,
+    legalComments: 'none',
+    charset: 'ascii',
   });
+  const bundleBytes = fs.readFileSync(bundle);
+  const nonAscii = bundleBytes.findIndex((b) => b > 0x7f);
+  if (nonAscii >= 0) throw new Error(`the bundle must be ASCII (the loader reads it as Latin-1); byte ${nonAscii} is not`);
   const inputs = Object.keys(result.metafile.inputs);
   const native = inputs.filter((f) => /better-sqlite3|bindings|\.node$/.test(f));
   if (native.length > 0) throw new Error(`the agent bundle must not contain native modules, found: ${native.join(', ')}`);
+  const locales = inputs.filter((f) => /zod\/v4\/locales\/(?!(en|index)\.js$)/.test(f));
+  if (locales.length > 0) throw new Error(`zod locales other than English were bundled (${locales.length}); update zodEnglishOnly`);
   const store = inputs.filter((f) => f.startsWith('src/store/'));
   if (store.length > 0) throw new Error(`the agent bundle must not contain the control plane's store, found: ${store.join(', ')}`);
 
@@ -166,15 +219,21 @@ try {
   );
   if (gen.status !== 0) throw new Error('could not write the protobuf descriptors');
   for (const name of gen.stdout.split('\n').filter((l) => l.endsWith('.json'))) assets[name] = path.join(work, name);
-  if (Object.keys(assets).length !== Object.keys(REQUIRED_TYPES).length) throw new Error(`expected ${Object.keys(REQUIRED_TYPES).length} descriptor assets, wrote: ${Object.keys(assets).join(', ')}`);
+  const protoAssets = Object.keys(assets).length;
+  const packed = path.join(work, `${BUNDLE_ASSET}.br`);
+  fs.writeFileSync(packed, zlib.brotliCompressSync(bundleBytes, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: bundleBytes.length } }));
+  assets[BUNDLE_ASSET] = packed;
+  if (protoAssets !== Object.keys(REQUIRED_TYPES).length) throw new Error(`expected ${Object.keys(REQUIRED_TYPES).length} descriptor assets, wrote: ${Object.keys(assets).join(', ')}`);
 
   // 3. SEA blob, injected into a copy of this Node.js binary.
   step('preparing the SEA blob');
+  const loader = path.join(work, 'loader.cjs');
+  fs.writeFileSync(loader, LOADER);
   const blob = path.join(work, 'sea-prep.blob');
   const seaConfig = path.join(work, 'sea-config.json');
   fs.writeFileSync(
     seaConfig,
-    JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, assets }, null, 2),
+    JSON.stringify({ main: loader, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, assets }, null, 2),
   );
   execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });
   const tmpBinary = path.join(work, path.basename(out));

@@ -16,6 +16,7 @@ import type { Logger } from '../../src/observability/logger.js';
 import { channelOptionsFor, controlPlaneCredentials } from '../ca-client.js';
 import { controlPlaneSpiffeId, splitHostPort, workloadSpiffeId, type AgentConfig } from '../config.js';
 import { ensurePrivateDir } from '../files.js';
+import { collectStartupGarbage } from '../memory.js';
 import { SvidManager, type Svid } from '../svid.js';
 import { startXdsProxy, type XdsProxy } from '../xds-proxy/forwarder.js';
 import { PROXYLESS_FILES, grpcXdsEnv, writeGrpcBootstrap } from './bootstrap.js';
@@ -118,6 +119,7 @@ export async function startProxylessAgent(config: AgentConfig, opts: StartProxyl
       xdsAddress: proxy.address,
       credentialsDir: dir,
     });
+    collectStartupGarbage(); // start-up garbage freed now, not seconds later (agents/memory.ts)
     log.info({ spiffeId: svids.current().spiffeId, xds: proxy.address, bootstrapPath, envFile: envPath }, `proxyless agent started; start applications with the variables in ${PROXYLESS_FILES.env}`);
     const xdsAddress = proxy.address;
     let stopping: Promise<void> | undefined;
