@@ -19,11 +19,12 @@
  *   before its hot path moved to DER + `node:crypto` (DESIGN.md §4); fewer rounds (slow).
  * Then `grpc`: the whole Istio `CreateCertificate` path: the CA service (as `skiff serve` wires
  * it: mTLS renewal authentication against the trust bundle, the SQLite lineage store recording
- * each certificate) in a child process, called by a grpc-js client in this process over mTLS with
- * `concurrency` calls in flight on one channel. Reports calls/s and the server's CSRs per CPU
- * second (its CPU from /proc), so its ratio to the raw limit is per core too. `grpcWithoutDatabase`
- * is the same with an in-memory lineage, separating the CA service's cost from SQLite's durable
- * commit per certificate.
+ * each certificate; certificates issued together share one durable commit, see
+ * `src/store/sqlite/group-commit.ts`) in a child process, called by a grpc-js client in this
+ * process over mTLS with `concurrency` calls in flight on one channel. Reports calls/s and the
+ * server's CSRs per CPU second (its CPU from /proc), so its ratio to the raw limit is per core too.
+ * `grpcWithoutDatabase` is the same with an in-memory lineage, separating the CA service's cost
+ * from SQLite's durable commits.
  *
  * Run: `node --import tsx bench/ca.ts [--seconds N] [--grpc-seconds N] [--concurrency N]`
  * (`npm run bench:ca`). Defaults: 6 s per in-process phase, 8 s of gRPC load.
@@ -179,7 +180,7 @@ async function grpcPhase(csrs: string[], seconds: number, concurrency: number, r
     const perCpuSecond = done / serverCpuS;
     process.stderr.write(`gRPC CreateCertificate (${ledger} ledger): ${round(done / wallS)}/s, ${round(perCpuSecond)} per server CPU-s (${done} calls, ${concurrency} in flight)\n`);
     return {
-      path: `istio.v1.auth.IstioCertificateService/CreateCertificate over mTLS (renewal: client SVID), ${ledger === 'sqlite' ? 'SQLite lineage store as skiff serve wires it (one durable transaction per certificate)' : 'in-memory lineage (the CA service alone, no database)'}`,
+      path: `istio.v1.auth.IstioCertificateService/CreateCertificate over mTLS (renewal: client SVID), ${ledger === 'sqlite' ? 'SQLite lineage store as skiff serve wires it (durable group commit: calls in flight together share one transaction)' : 'in-memory lineage (the CA service alone, no database)'}`,
       concurrency,
       calls: done,
       callsPerSecond: round(done / wallS),

@@ -49,6 +49,7 @@ import {
   subjectAltNameExt,
   subjectKeyIdExt,
   verifyCsrSignature,
+  verifyCsrSignatureSync,
   type SanEntry,
 } from './x509-der.js';
 
@@ -135,6 +136,10 @@ export class CertificateAuthority {
   private readonly akiExt: Buffer;
   /** The signer's subject Name DER, the issuer of every issued certificate. */
   private readonly issuerName: Uint8Array;
+  /** What follows the leaf in every returned chain: intermediates, then roots (PEM). */
+  private readonly chainTailPem: readonly string[];
+  /** The last SPIFFE ID {@link checkIdentity} accepted (callers usually repeat the same one). */
+  private lastCheckedIdentity: string | undefined;
 
   private constructor(
     private readonly material: LoadedMaterial,
@@ -147,6 +152,7 @@ export class CertificateAuthority {
     this.rootsPem = material.rootsDer.map(derToPem);
     this.intermediatesPem = material.intermediatesDer.map(derToPem);
     this.bundlePem = this.rootsPem.join('');
+    this.chainTailPem = [...this.intermediatesPem, ...this.rootsPem];
     const limits = [material.signer.notAfter, ...material.intermediatesDer.map((d) => new x509.X509Certificate(bytes(d)).notAfter)];
     this.chainNotAfter = new Date(Math.min(...limits.map((d) => d.getTime())));
   }
@@ -217,8 +223,8 @@ export class CertificateAuthority {
    * `identity-mismatch` (the CSR's URI SAN names someone else), `invalid-identity` (spiffeId is
    * not an Istio-style SPIFFE ID of this trust domain), `ca-expired`.
    */
-  async sign(csrPem: string, opts: SignOptions): Promise<string[]> {
-    return (await this.signSvid(csrPem, opts)).chain;
+  sign(csrPem: string, opts: SignOptions): Promise<string[]> {
+    return this.signSvid(csrPem, opts).then(chainOf);
   }
 
   /**
@@ -231,7 +237,8 @@ export class CertificateAuthority {
     this.checkIdentity(opts.spiffeId);
     const csr = parseCsrPem(csrPem);
     const keyInfo = await checkCsrKey(csr.spki);
-    if (!(await verifyCsrSignature(csr, keyInfo.publicKey))) throw new CaError('bad-csr', 'CSR signature does not verify with its own public key');
+    const verified = verifyCsrSignatureSync(csr, keyInfo.publicKey) ?? (await verifyCsrSignature(csr, keyInfo.publicKey));
+    if (!verified) throw new CaError('bad-csr', 'CSR signature does not verify with its own public key');
     if (csr.sans) {
       const names = csr.sans;
       if (names.length !== 1 || names[0]?.type !== 'uri') {
@@ -242,9 +249,11 @@ export class CertificateAuthority {
         throw new CaError('identity-mismatch', `CSR asks for ${names[0].value} but the caller authenticated as ${opts.spiffeId}`);
       }
     }
-    const leaf = this.issue({ spki: csr.spki, ttl, sans: [{ type: 'uri', value: opts.spiffeId }], rsa: keyInfo.kind === 'rsa' });
+    const leaf = this.issue({ spki: csr.spki, keyId: keyInfo.keyId, ttl, sans: [{ type: 'uri', value: opts.spiffeId }], rsa: keyInfo.kind === 'rsa' });
     if (this.logger.isLevelEnabled('debug')) this.logger.debug({ spiffeId: opts.spiffeId, serial: leaf.serial, notAfter: leaf.notAfter.toISOString() }, 'SVID issued');
-    return { chain: [certificatePem(leaf.der), ...this.intermediatesPem, ...this.rootsPem], serial: leaf.serial.toUpperCase(), notAfter: leaf.notAfter };
+    const chain = [certificatePem(leaf.der)];
+    for (const pem of this.chainTailPem) chain.push(pem);
+    return { chain, serial: leaf.serial.toUpperCase(), notAfter: leaf.notAfter };
   }
 
   /**
@@ -268,6 +277,7 @@ export class CertificateAuthority {
   }
 
   private checkIdentity(id: string): void {
+    if (this.lastCheckedIdentity !== undefined && id === this.lastCheckedIdentity) return; // a pure function of the string
     let td: string;
     try {
       td = parseSpiffeId(id).trustDomain;
@@ -275,10 +285,11 @@ export class CertificateAuthority {
       throw new CaError('invalid-identity', (err as Error).message);
     }
     if (td !== this.trustDomain) throw new CaError('invalid-identity', `${id} is not in this CA's trust domain ${this.trustDomain}`);
+    this.lastCheckedIdentity = id;
   }
 
   /** Builds and signs one leaf (DER) with the SVID profile described in the module comment. */
-  private issue(req: { spki: Uint8Array; ttl: number; sans: SanEntry[]; rsa: boolean }): { der: Buffer; serial: string; notAfter: Date } {
+  private issue(req: { spki: Uint8Array; keyId?: Uint8Array; ttl: number; sans: SanEntry[]; rsa: boolean }): { der: Buffer; serial: string; notAfter: Date } {
     const now = this.clock();
     if (now.getTime() >= this.chainNotAfter.getTime()) {
       throw new CaError('ca-expired', `CA signing certificate expired at ${this.chainNotAfter.toISOString()}`);
@@ -300,7 +311,7 @@ export class CertificateAuthority {
           req.rsa ? LEAF_EXTENSIONS.keyUsageRsa : LEAF_EXTENSIONS.keyUsageEcdsa,
           LEAF_EXTENSIONS.basicConstraintsLeaf,
           LEAF_EXTENSIONS.extKeyUsage,
-          subjectKeyIdExt(keyIdentifier(req.spki)),
+          subjectKeyIdExt(req.keyId ?? keyIdentifier(req.spki)),
           this.akiExt,
         ],
       },
@@ -308,6 +319,10 @@ export class CertificateAuthority {
     );
     return { der, serial: serial.toString('hex'), notAfter };
   }
+}
+
+function chainOf(svid: IssuedSvid): string[] {
+  return svid.chain;
 }
 
 /** An empty Name (`SEQUENCE {}`): SVIDs carry their identity only in the URI SAN. */

@@ -134,11 +134,69 @@ export function namedBits(bits: number[]): Buffer {
 
 /** RFC 5280 §4.1.2.5 Time: UTCTime through 2049, GeneralizedTime from 2050; whole seconds, `Z`. */
 export function time(date: Date): Buffer {
-  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  const out = Buffer.allocUnsafe(timeSize(date));
+  writeTime(out, 0, date);
+  return out;
+}
+
+/** Encoded size of {@link time}(`date`): 15 bytes for UTCTime (1950–2049), 17 for GeneralizedTime. */
+export function timeSize(date: Date): number {
   const y = date.getUTCFullYear();
-  const rest = `${p(date.getUTCMonth() + 1)}${p(date.getUTCDate())}${p(date.getUTCHours())}${p(date.getUTCMinutes())}${p(date.getUTCSeconds())}Z`;
-  if (y >= 1950 && y < 2050) return tlv(Tag.UTC_TIME, Buffer.from(`${p(y % 100)}${rest}`, 'ascii'));
-  return tlv(Tag.GENERALIZED_TIME, Buffer.from(`${p(y, 4)}${rest}`, 'ascii'));
+  return y >= 1950 && y < 2050 ? 15 : 17;
+}
+
+/**
+ * Writes {@link time}(`date`) at `pos` (the caller sized `out` with {@link timeSize}); returns the
+ * position after it. Digits are written directly, without building a string.
+ */
+export function writeTime(out: Uint8Array, pos: number, date: Date): number {
+  const y = date.getUTCFullYear();
+  if (y < 0 || y > 9999) throw new DerError(`year ${y} cannot be encoded as an X.509 Time`);
+  let p = pos;
+  if (y >= 1950 && y < 2050) {
+    out[p++] = Tag.UTC_TIME;
+    out[p++] = 13;
+    p = twoDigits(out, p, y % 100);
+  } else {
+    out[p++] = Tag.GENERALIZED_TIME;
+    out[p++] = 15;
+    p = twoDigits(out, p, Math.floor(y / 100));
+    p = twoDigits(out, p, y % 100);
+  }
+  p = twoDigits(out, p, date.getUTCMonth() + 1);
+  p = twoDigits(out, p, date.getUTCDate());
+  p = twoDigits(out, p, date.getUTCHours());
+  p = twoDigits(out, p, date.getUTCMinutes());
+  p = twoDigits(out, p, date.getUTCSeconds());
+  out[p++] = 0x5a; // 'Z'
+  return p;
+}
+
+function twoDigits(out: Uint8Array, pos: number, n: number): number {
+  out[pos] = 0x30 + Math.floor(n / 10);
+  out[pos + 1] = 0x30 + (n % 10);
+  return pos + 2;
+}
+
+/** Total size of a TLV whose content is `contentLength` bytes (tag + DER length + content). */
+export function tlvSize(contentLength: number): number {
+  return 1 + lengthSize(contentLength) + contentLength;
+}
+
+/**
+ * Writes a tag and the DER length `contentLength` at `pos`; returns the position of the first
+ * content byte. For building DER in one preallocated buffer (sizes from {@link tlvSize}).
+ */
+export function writeHeader(out: Uint8Array, pos: number, tag: number, contentLength: number): number {
+  out[pos] = tag;
+  if (contentLength < 0x80) {
+    out[pos + 1] = contentLength;
+    return pos + 2;
+  }
+  const n = lengthSize(contentLength) - 1;
+  out[pos + 1] = 0x80 | n;
+  for (let i = n, v = contentLength; i >= 1; i--, v = Math.floor(v / 256)) out[pos + 1 + i] = v & 0xff;
+  return pos + 2 + n;
 }
 
 // ---------------------------------------------------------------- reading

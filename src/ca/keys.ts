@@ -5,8 +5,10 @@
  */
 import crypto from 'node:crypto';
 import { CaError } from './errors.js';
-import { algorithmIdentifierFor, type DerSigner } from './x509-der.js';
-import { DerError, Tag, children, contentOf, expect, readOid } from './der.js';
+import { algorithmIdentifierFor, oidIs, sha1, view, type DerSigner } from './x509-der.js';
+import { DerError, Tag, children, contentOf, expect, oid, read, readOid, type Node } from './der.js';
+
+const subtle = crypto.webcrypto.subtle;
 
 /** The CA's signing key. */
 export interface SigningKey {
@@ -61,6 +63,8 @@ export interface CsrKeyInfo {
   detail: string;
   /** The key, ready for `crypto.verify`. */
   publicKey: crypto.KeyObject;
+  /** RFC 5280 §4.2.1.2 method 1 key identifier (SHA-1 of the subjectPublicKey bits). */
+  keyId: Buffer;
 }
 
 const KEY_OIDS = {
@@ -87,46 +91,71 @@ function stripZeros(bytes: Uint8Array): Uint8Array {
   return bytes.subarray(i);
 }
 
+/** OID content octets compared byte for byte on the hot path (no dotted string is built). */
+const KEY_OID_BYTES = {
+  ecPublicKey: oidContent(KEY_OIDS.ecPublicKey),
+  rsaEncryption: oidContent(KEY_OIDS.rsaEncryption),
+  p256: oidContent(KEY_OIDS.p256),
+  p384: oidContent(KEY_OIDS.p384),
+};
+
+function oidContent(dotted: string): Buffer {
+  return oid(dotted).subarray(2); // short OIDs: one tag byte, one length byte
+}
+
+/** WebCrypto import parameters per accepted curve, built once (WebCrypto copies what it needs). */
+const EC_IMPORT: Record<'P-256' | 'P-384', EcKeyImportParams> = {
+  'P-256': { name: 'ECDSA', namedCurve: 'P-256' },
+  'P-384': { name: 'ECDSA', namedCurve: 'P-384' },
+};
+const VERIFY_USAGE: KeyUsage[] = ['verify'];
+
 /**
  * Checks the SubjectPublicKeyInfo (DER) of a CSR: ECDSA P-256 or P-384, or RSA with a modulus of
  * 2048 to 8192 bits (DESIGN.md §4), and returns it as a KeyObject. The SPKI is read here; an EC
  * point is imported in WebCrypto's `raw` format (SEC 1 §2.3.4 point octets; OpenSSL checks the
  * point lies on the curve, and Node runs its EC key check) and an RSA key as a JWK. For EC keys
- * the `raw` import measured cheapest on Node 20 / OpenSSL 3.0 (JWK and SPKI DER imports are
- * slower): importing the key of a never-seen CSR costs about as much as verifying its signature,
- * a large part of the CA's per-certificate cost (`bench/ca.ts`). Throws {@link CaError}
- * `unsupported-key` for another key type or size, `bad-csr` if malformed (including an EC point
- * not on the curve).
+ * the `raw` import measured cheapest on Node 20 / OpenSSL 3.0 (per key, CPU: `raw` ~68 µs, JWK
+ * ~75 µs plus ~20 µs more on its first verification, SPKI DER ~115 µs, WebCrypto `spki` ~165 µs;
+ * a P-256 verification is ~73 µs): importing the key of a never-seen CSR costs about as much as
+ * verifying its signature, a large part of the CA's per-certificate cost (`bench/ca.ts`). Throws
+ * {@link CaError} `unsupported-key` for another key type or size, `bad-csr` if malformed
+ * (including an EC point not on the curve).
  */
 export async function checkCsrKey(spki: Uint8Array): Promise<CsrKeyInfo> {
-  let algOid: string;
-  let paramOid: string | undefined;
+  let oidNode: Node;
+  let params: Node | undefined;
   let keyBits: Uint8Array;
   try {
+    // SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING }
     const top = expect(spki, 0, Tag.SEQUENCE, 'SubjectPublicKeyInfo');
     if (top.end !== spki.length) throw new DerError('trailing bytes after SubjectPublicKeyInfo');
-    const [algNode, bitsNode] = children(spki, top);
+    const algNode = top.contentStart < top.end ? read(spki, top.contentStart, top.end) : undefined;
+    const bitsNode = algNode && algNode.end < top.end ? read(spki, algNode.end, top.end) : undefined;
     if (!algNode || algNode.tag !== Tag.SEQUENCE || !bitsNode || bitsNode.tag !== Tag.BIT_STRING) throw new DerError('SubjectPublicKeyInfo elements');
-    const [oidNode, params] = children(spki, algNode);
-    if (!oidNode) throw new DerError('empty AlgorithmIdentifier');
-    algOid = readOid(spki, oidNode);
-    paramOid = params?.tag === Tag.OID ? readOid(spki, params) : undefined;
-    const bits = contentOf(spki, bitsNode);
-    if (bits[0] !== 0) throw new DerError('public key BIT STRING has unused bits');
-    keyBits = bits.subarray(1);
+    const [first, second] = children(spki, algNode);
+    if (!first) throw new DerError('empty AlgorithmIdentifier');
+    if (first.tag !== Tag.OID) throw new DerError('expected an OBJECT IDENTIFIER');
+    oidNode = first;
+    params = second;
+    if (spki[bitsNode.contentStart] !== 0 || bitsNode.contentStart >= bitsNode.end) throw new DerError('public key BIT STRING has unused bits');
+    keyBits = view(spki, bitsNode.contentStart + 1, bitsNode.end);
   } catch (err) {
     if (err instanceof DerError) throw new CaError('bad-csr', `CSR public key is malformed: ${err.message}`);
     throw err;
   }
   try {
-    if (algOid === KEY_OIDS.ecPublicKey) {
-      const curve = paramOid === KEY_OIDS.p256 ? 'P-256' : paramOid === KEY_OIDS.p384 ? 'P-384' : undefined;
-      if (!curve) throw new CaError('unsupported-key', `CSR key on curve ${paramOid ?? '?'} is not accepted (ECDSA P-256 or P-384, or RSA 2048+)`);
-      const cryptoKey = await crypto.webcrypto.subtle.importKey('raw', keyBits, { name: 'ECDSA', namedCurve: curve }, true, ['verify']);
-      const publicKey = crypto.KeyObject.from(cryptoKey);
-      return { kind: 'ecdsa', detail: curve, publicKey };
+    if (oidIs(spki, oidNode, KEY_OID_BYTES.ecPublicKey)) {
+      const curve = params && oidIs(spki, params, KEY_OID_BYTES.p256) ? 'P-256' : params && oidIs(spki, params, KEY_OID_BYTES.p384) ? 'P-384' : undefined;
+      if (!curve) {
+        const named = params?.tag === Tag.OID ? readOid(spki, params) : undefined;
+        throw new CaError('unsupported-key', `CSR key on curve ${named ?? '?'} is not accepted (ECDSA P-256 or P-384, or RSA 2048+)`);
+      }
+      const imported = subtle.importKey('raw', keyBits, EC_IMPORT[curve], true, VERIFY_USAGE);
+      const keyId = sha1(keyBits); // while WebCrypto's import is under way
+      return { kind: 'ecdsa', detail: curve, publicKey: crypto.KeyObject.from(await imported), keyId };
     }
-    if (algOid === KEY_OIDS.rsaEncryption) {
+    if (oidIs(spki, oidNode, KEY_OID_BYTES.rsaEncryption)) {
       const seqNode = expect(keyBits, 0, Tag.SEQUENCE, 'RSAPublicKey');
       const [nNode, eNode] = children(keyBits, seqNode);
       if (!nNode || nNode.tag !== Tag.INTEGER || !eNode || eNode.tag !== Tag.INTEGER) throw new DerError('RSAPublicKey must be two INTEGERs');
@@ -134,12 +163,13 @@ export async function checkCsrKey(spki: Uint8Array): Promise<CsrKeyInfo> {
       const bitLength = n.length * 8 - Math.clz32(n[0] ?? 0) + 24;
       if (bitLength < 2048 || bitLength > 8192) throw new CaError('unsupported-key', `CSR RSA key of ${bitLength} bits is not accepted (2048 to 8192)`);
       const publicKey = crypto.createPublicKey({ key: { kty: 'RSA', n: b64u(n), e: b64u(stripZeros(contentOf(keyBits, eNode))) }, format: 'jwk' });
-      return { kind: 'rsa', detail: String(bitLength), publicKey };
+      return { kind: 'rsa', detail: String(bitLength), publicKey, keyId: sha1(keyBits) };
     }
   } catch (err) {
     if (err instanceof CaError) throw err;
     throw new CaError('bad-csr', `CSR public key is malformed: ${(err as Error).message}`);
   }
+  const algOid = readOid(spki, oidNode);
   throw new CaError('unsupported-key', `CSR key type ${KEY_NAMES[algOid] ?? algOid} is not accepted (ECDSA P-256 or P-384, or RSA 2048+)`);
 }
 

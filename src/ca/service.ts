@@ -223,7 +223,7 @@ export function createCaService(opts: CaServiceOptions): CaService {
     let lineage = caller.token?.jti;
     if (caller.via === 'svid' && caller.peer && certificates) {
       lineage = await certificates.tokenOf(caller.peer.serial);
-      if (lineage !== undefined && (await revokedTokenOf(certificates, tokens, caller.peer.serial)) !== undefined) {
+      if (lineage !== undefined && (await tokens.isRevoked(lineage))) {
         logger.warn({ spiffeId: caller.spiffeId, serial: caller.peer.serial, jti: lineage }, 'renewal refused: the certificate descends from a revoked bootstrap token');
         throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', `client certificate refused: it was issued with bootstrap token ${lineage}, which was revoked`);
       }

@@ -9,7 +9,7 @@
 import crypto from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { CaError } from './errors.js';
-import { DerError, NULL, Tag, TRUE, bitStringBytes, bytesOf, children, contentOf, expect, explicit, integerSmall, integerUnsigned, namedBits, octetString, oid, read, readOid, seq, time, tlv } from './der.js';
+import { DerError, NULL, Tag, TRUE, children, expect, explicit, integerSmall, namedBits, octetString, oid, read, readOid, seq, timeSize, tlv, tlvSize, writeHeader, writeTime, type Node } from './der.js';
 
 /** OIDs used here (RFC 5280 §4.2.1, RFC 5758, RFC 8017, PKCS#9). */
 export const Oid = {
@@ -91,8 +91,8 @@ function countOf(text: string, needle: string): number {
 export function parseCsrPem(pem: string): ParsedCsr {
   const found = typeof pem === 'string' ? csrPemBody(pem) : { count: 0 };
   if (!('body' in found)) throw new CaError('bad-csr', found.count === 0 ? 'not a PEM PKCS#10 certificate signing request' : 'expected exactly one PEM certificate request');
-  // Node's base64 decoder skips the line breaks.
-  const der = new Uint8Array(Buffer.from(found.body, 'base64'));
+  // Node's base64 decoder skips the line breaks. The Buffer is the CSR's own copy of the bytes.
+  const der = Buffer.from(found.body, 'base64');
   try {
     return parseCsrDer(der);
   } catch (err) {
@@ -101,34 +101,84 @@ export function parseCsrPem(pem: string): ParsedCsr {
   }
 }
 
-function parseCsrDer(der: Uint8Array): ParsedCsr {
+/** Content octets of OIDs compared byte for byte while parsing (no dotted string is built). */
+const OID_BYTES = {
+  extensionRequest: oidContent(Oid.extensionRequest),
+  subjectAltName: oidContent(Oid.subjectAltName),
+};
+
+/** Signature algorithms the CSR parser names without decoding the OID (the common ones). */
+const KNOWN_SIGNATURE_OIDS: { content: Buffer; dotted: string }[] = [Oid.ecdsaWithSha256, Oid.ecdsaWithSha384, Oid.ecdsaWithSha512, Oid.sha256WithRsa, Oid.sha384WithRsa, Oid.sha512WithRsa].map(
+  (dotted) => ({ content: oidContent(dotted), dotted }),
+);
+
+/** The content octets (no tag and length) of the OBJECT IDENTIFIER `dotted`. */
+function oidContent(dotted: string): Buffer {
+  const der = oid(dotted);
+  return der.subarray(2); // every OID used here is shorter than 128 bytes
+}
+
+/** True if the OBJECT IDENTIFIER `node` of `buf` has the content octets `content`. */
+export function oidIs(buf: Uint8Array, node: Node, content: Uint8Array): boolean {
+  if (node.tag !== Tag.OID || node.end - node.contentStart !== content.length) return false;
+  for (let i = 0; i < content.length; i++) if (buf[node.contentStart + i] !== content[i]) return false;
+  return true;
+}
+
+function signatureAlgorithmOf(der: Uint8Array, node: Node): string {
+  for (const known of KNOWN_SIGNATURE_OIDS) if (oidIs(der, node, known.content)) return known.dotted;
+  return readOid(der, node);
+}
+
+/**
+ * Reads `CertificationRequest ::= SEQUENCE { certificationRequestInfo, signatureAlgorithm,
+ * signature BIT STRING }` (RFC 2986 §4) element by element, without building lists of nodes.
+ */
+function parseCsrDer(der: Buffer): ParsedCsr {
   const top = expect(der, 0, Tag.SEQUENCE, 'CertificationRequest');
   if (top.end !== der.length) throw new DerError('trailing bytes after CertificationRequest');
-  const [infoNode, algNode, sigNode, ...extra] = children(der, top);
-  if (!infoNode || !algNode || !sigNode || extra.length > 0) throw new DerError('CertificationRequest must have 3 elements');
+  if (top.contentStart >= top.end) throw new DerError('CertificationRequest must have 3 elements');
+  const infoNode = read(der, top.contentStart, top.end);
+  const algNode = infoNode.end < top.end ? read(der, infoNode.end, top.end) : undefined;
+  const sigNode = algNode && algNode.end < top.end ? read(der, algNode.end, top.end) : undefined;
+  if (!algNode || !sigNode || sigNode.end !== top.end) throw new DerError('CertificationRequest must have 3 elements');
   if (infoNode.tag !== Tag.SEQUENCE || algNode.tag !== Tag.SEQUENCE || sigNode.tag !== Tag.BIT_STRING) throw new DerError('CertificationRequest element types');
-  const [version, subject, spkiNode, attrs, ...more] = children(der, infoNode);
-  if (!version || version.tag !== Tag.INTEGER || !subject || subject.tag !== Tag.SEQUENCE || !spkiNode || spkiNode.tag !== Tag.SEQUENCE || more.length > 0) {
-    throw new DerError('certificationRequestInfo must be version, subject, subjectPKInfo, attributes');
-  }
-  const algOidNode = children(der, algNode)[0];
-  if (!algOidNode) throw new DerError('empty signatureAlgorithm');
-  const sigContent = contentOf(der, sigNode);
-  if (sigContent[0] !== 0) throw new DerError('signature BIT STRING has unused bits');
+  // certificationRequestInfo ::= SEQUENCE { version, subject, subjectPKInfo, attributes [0] }
+  const layout = 'certificationRequestInfo must be version, subject, subjectPKInfo, attributes';
+  if (infoNode.contentStart >= infoNode.end) throw new DerError(layout);
+  const version = read(der, infoNode.contentStart, infoNode.end);
+  const subject = version.end < infoNode.end ? read(der, version.end, infoNode.end) : undefined;
+  const spkiNode = subject && subject.end < infoNode.end ? read(der, subject.end, infoNode.end) : undefined;
+  const attrs = spkiNode && spkiNode.end < infoNode.end ? read(der, spkiNode.end, infoNode.end) : undefined;
+  if (version.tag !== Tag.INTEGER || subject?.tag !== Tag.SEQUENCE || spkiNode?.tag !== Tag.SEQUENCE || (attrs && attrs.end !== infoNode.end)) throw new DerError(layout);
+  if (algNode.contentStart >= algNode.end) throw new DerError('empty signatureAlgorithm');
+  const algOidNode = read(der, algNode.contentStart, algNode.end);
+  if (sigNode.contentStart >= sigNode.end || der[sigNode.contentStart] !== 0) throw new DerError('signature BIT STRING has unused bits');
   let sans: CsrSan[] | undefined;
   if (attrs) {
     if (attrs.tag !== 0xa0) throw new DerError('attributes must be [0]');
-    for (const attr of children(der, attrs)) {
-      const [typeNode, valuesNode] = children(der, attr);
+    // Attribute ::= SEQUENCE { type OID, values SET }; extensionRequest values hold Extensions.
+    for (let a = attrs.contentStart; a < attrs.end; ) {
+      const attr = read(der, a, attrs.end);
+      a = attr.end;
+      const typeNode = attr.contentStart < attr.end ? read(der, attr.contentStart, attr.end) : undefined;
+      const valuesNode = typeNode && typeNode.end < attr.end ? read(der, typeNode.end, attr.end) : undefined;
       if (!typeNode || !valuesNode || valuesNode.tag !== Tag.SET) throw new DerError('malformed attribute');
-      if (readOid(der, typeNode) !== Oid.extensionRequest) continue;
-      for (const extensions of children(der, valuesNode)) {
-        for (const ext of children(der, extensions)) {
+      if (typeNode.tag !== Tag.OID) throw new DerError('expected an OBJECT IDENTIFIER');
+      if (!oidIs(der, typeNode, OID_BYTES.extensionRequest)) continue;
+      for (let v = valuesNode.contentStart; v < valuesNode.end; ) {
+        const extensions = read(der, v, valuesNode.end);
+        v = extensions.end;
+        for (let e = extensions.contentStart; e < extensions.end; ) {
+          const ext = read(der, e, extensions.end);
+          e = ext.end;
+          // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
           const parts = children(der, ext);
           const idNode = parts[0];
           const valueNode = parts[parts.length - 1];
           if (!idNode || !valueNode || valueNode.tag !== Tag.OCTET_STRING) throw new DerError('malformed extension');
-          if (readOid(der, idNode) !== Oid.subjectAltName) continue;
+          if (idNode.tag !== Tag.OID) throw new DerError('expected an OBJECT IDENTIFIER');
+          if (!oidIs(der, idNode, OID_BYTES.subjectAltName)) continue;
           if (sans) throw new CaError('bad-csr', 'CSR requests more than one subjectAltName extension');
           sans = readGeneralNames(der, read(der, valueNode.contentStart, valueNode.end));
         }
@@ -137,31 +187,48 @@ function parseCsrDer(der: Uint8Array): ParsedCsr {
   }
   return {
     der,
-    info: bytesOf(der, infoNode),
-    spki: bytesOf(der, spkiNode),
-    signatureAlgorithm: readOid(der, algOidNode),
-    signature: sigContent.subarray(1),
+    info: view(der, infoNode.start, infoNode.end),
+    spki: view(der, spkiNode.start, spkiNode.end),
+    signatureAlgorithm: signatureAlgorithmOf(der, algOidNode),
+    signature: view(der, sigNode.contentStart + 1, sigNode.end),
     sans,
   };
 }
 
-function readGeneralNames(der: Uint8Array, node: ReturnType<typeof read>): CsrSan[] {
+/**
+ * Bytes `start`..`end` of `buf` as a plain Uint8Array view (no copy). Cheaper than
+ * `Buffer#subarray`, which constructs a Buffer through the species constructor.
+ */
+export function view(buf: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(buf.buffer, buf.byteOffset + start, end - start);
+}
+
+function readGeneralNames(der: Buffer, node: Node): CsrSan[] {
   if (node.tag !== Tag.SEQUENCE) throw new DerError('subjectAltName must be a SEQUENCE');
-  return children(der, node).map((n): CsrSan => {
-    const c = Buffer.from(contentOf(der, n));
-    switch (n.tag) {
-      case 0x86:
-        return { type: 'uri', value: c.toString('latin1') };
-      case 0x82:
-        return { type: 'dns', value: c.toString('latin1') };
-      case 0x81:
-        return { type: 'email', value: c.toString('latin1') };
-      case 0x87:
-        return { type: 'ip', value: c.length === 4 ? [...c].join('.') : c.toString('hex') };
-      default:
-        return { type: 'other', value: `[${n.tag & 0x1f}]` };
+  const names: CsrSan[] = [];
+  for (let pos = node.contentStart; pos < node.end; ) {
+    const n = read(der, pos, node.end);
+    pos = n.end;
+    names.push(generalName(der, n));
+  }
+  return names;
+}
+
+function generalName(der: Buffer, n: Node): CsrSan {
+  switch (n.tag) {
+    case 0x86:
+      return { type: 'uri', value: der.toString('latin1', n.contentStart, n.end) };
+    case 0x82:
+      return { type: 'dns', value: der.toString('latin1', n.contentStart, n.end) };
+    case 0x81:
+      return { type: 'email', value: der.toString('latin1', n.contentStart, n.end) };
+    case 0x87: {
+      const c = der.subarray(n.contentStart, n.end);
+      return { type: 'ip', value: c.length === 4 ? `${c[0]}.${c[1]}.${c[2]}.${c[3]}` : c.toString('hex') };
     }
-  });
+    default:
+      return { type: 'other', value: `[${n.tag & 0x1f}]` };
+  }
 }
 
 /**
@@ -170,13 +237,28 @@ function readGeneralNames(der: Uint8Array, node: ReturnType<typeof read>): CsrSa
  * with @peculiar/x509 for other algorithms (RSA-PSS). SHA-1 and unknown algorithms fail.
  */
 export async function verifyCsrSignature(csr: ParsedCsr, publicKey: crypto.KeyObject): Promise<boolean> {
-  const hash = SIGNATURE_HASH[csr.signatureAlgorithm];
+  const direct = verifyCsrSignatureSync(csr, publicKey);
+  if (direct !== undefined) return direct;
   try {
-    if (hash) return crypto.verify(hash, csr.info, publicKey, csr.signature);
     if (csr.signatureAlgorithm === '1.2.840.113549.1.1.10') {
       return await new x509.Pkcs10CertificateRequest(new Uint8Array(csr.der)).verify();
     }
     return false;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * {@link verifyCsrSignature} without a promise for the algorithms `node:crypto` verifies in one
+ * call (ECDSA and RSA PKCS#1 v1.5 with SHA-256/384/512): true or false; undefined when the CSR's
+ * algorithm needs the asynchronous path (RSA-PSS) or is refused there.
+ */
+export function verifyCsrSignatureSync(csr: ParsedCsr, publicKey: crypto.KeyObject): boolean | undefined {
+  const hash = SIGNATURE_HASH[csr.signatureAlgorithm];
+  if (!hash) return undefined;
+  try {
+    return crypto.verify(hash, csr.info, publicKey, csr.signature);
   } catch {
     return false;
   }
@@ -208,8 +290,7 @@ export type SanEntry = { type: 'uri' | 'dns'; value: string } | { type: 'ip'; va
 
 /** One Extension: `SEQUENCE { extnID, critical (only when TRUE), extnValue OCTET STRING }`. */
 export function extension(id: string, critical: boolean, value: Uint8Array): Buffer {
-  const idDer = id === Oid.subjectAltName ? SAN_OID_DER : id === Oid.subjectKeyIdentifier ? SKI_OID_DER : oid(id);
-  return critical ? seq(idDer, TRUE, octetString(value)) : seq(idDer, octetString(value));
+  return critical ? seq(oid(id), TRUE, octetString(value)) : seq(oid(id), octetString(value));
 }
 
 /** Encoded OIDs of the two extensions built per certificate (the others are precomputed whole). */
@@ -230,14 +311,48 @@ function ipBytes(ip: string): Buffer {
   return out;
 }
 
-/** subjectAltName extension (critical when the subject is empty, RFC 5280 §4.2.1.6). */
+/**
+ * subjectAltName extension (critical when the subject is empty, RFC 5280 §4.2.1.6): GeneralNames
+ * of uniformResourceIdentifier [6], dNSName [2] (IA5String, written as Latin-1 bytes) and
+ * iPAddress [7]. Encoded into one buffer: this runs once per issued certificate.
+ */
 export function subjectAltNameExt(sans: SanEntry[], critical: boolean): Buffer {
-  const names = sans.map((s) => {
-    if (s.type === 'uri') return tlv(0x86, Buffer.from(s.value, 'latin1'));
-    if (s.type === 'dns') return tlv(0x82, Buffer.from(s.value, 'latin1'));
-    return tlv(0x87, ipBytes(s.value));
-  });
-  return extension(Oid.subjectAltName, critical, seq(...names));
+  const ips = sans.map((s) => (s.type === 'ip' ? ipBytes(s.value) : undefined));
+  let namesLength = 0;
+  for (let i = 0; i < sans.length; i++) namesLength += tlvSize(ips[i]?.length ?? (sans[i]?.value.length ?? 0));
+  const namesSeq = tlvSize(namesLength); // GeneralNames SEQUENCE
+  const extnValue = tlvSize(namesSeq); // OCTET STRING around it
+  const content = SAN_OID_DER.length + (critical ? TRUE.length : 0) + extnValue;
+  const out = Buffer.allocUnsafe(tlvSize(content));
+  let p = writeHeader(out, 0, Tag.SEQUENCE, content);
+  out.set(SAN_OID_DER, p);
+  p += SAN_OID_DER.length;
+  if (critical) {
+    out.set(TRUE, p);
+    p += TRUE.length;
+  }
+  p = writeHeader(out, p, Tag.OCTET_STRING, namesSeq);
+  p = writeHeader(out, p, Tag.SEQUENCE, namesLength);
+  for (let i = 0; i < sans.length; i++) {
+    const san = sans[i] as SanEntry;
+    const ip = ips[i];
+    if (ip) {
+      p = writeHeader(out, p, 0x87, ip.length);
+      out.set(ip, p);
+      p += ip.length;
+    } else {
+      // Latin-1 writes one byte per UTF-16 unit, so the length is the string's length.
+      p = writeHeader(out, p, san.type === 'uri' ? 0x86 : 0x82, san.value.length);
+      p += out.write(san.value, p, 'latin1');
+    }
+  }
+  return checkedLength(out, p);
+}
+
+/** `out` after checking that the writer filled it exactly (a sizing bug must never ship bytes). */
+function checkedLength(out: Buffer, end: number): Buffer {
+  if (end !== out.length) throw new Error(`DER writer filled ${end} of ${out.length} bytes`);
+  return out;
 }
 
 /** Precomputed extensions shared by every SVID (same bytes each time). */
@@ -254,7 +369,15 @@ export const LEAF_EXTENSIONS = {
 
 /** subjectKeyIdentifier extension with the given key id. */
 export function subjectKeyIdExt(keyId: Uint8Array): Buffer {
-  return extension(Oid.subjectKeyIdentifier, false, octetString(keyId));
+  const inner = tlvSize(keyId.length); // KeyIdentifier OCTET STRING
+  const content = SKI_OID_DER.length + tlvSize(inner);
+  const out = Buffer.allocUnsafe(tlvSize(content));
+  let p = writeHeader(out, 0, Tag.SEQUENCE, content);
+  out.set(SKI_OID_DER, p);
+  p = writeHeader(out, p + SKI_OID_DER.length, Tag.OCTET_STRING, inner);
+  p = writeHeader(out, p, Tag.OCTET_STRING, keyId.length);
+  out.set(keyId, p);
+  return checkedLength(out, p + keyId.length);
 }
 
 /** authorityKeyIdentifier extension: `SEQUENCE { [0] keyIdentifier }`. */
@@ -263,7 +386,7 @@ export function authorityKeyIdExt(keyId: Uint8Array): Buffer {
 }
 
 /** SHA-1 digest; the one-shot `crypto.hash` (Node >= 20.12) where present, it is cheaper. */
-const sha1: (data: Uint8Array) => Buffer =
+export const sha1: (data: Uint8Array) => Buffer =
   typeof (crypto as { hash?: unknown }).hash === 'function'
     ? (data) => (crypto as unknown as { hash(alg: string, data: Uint8Array, enc: 'buffer'): Buffer }).hash('sha1', data, 'buffer')
     : (data) => crypto.createHash('sha1').update(data).digest();
@@ -283,9 +406,10 @@ export function certificatePem(der: Uint8Array): string {
 export function keyIdentifier(spki: Uint8Array): Buffer {
   try {
     const top = expect(spki, 0, Tag.SEQUENCE, 'SubjectPublicKeyInfo');
-    const [, bits] = children(spki, top);
-    if (!bits || bits.tag !== Tag.BIT_STRING) throw new DerError('SubjectPublicKeyInfo has no BIT STRING');
-    return sha1(contentOf(spki, bits).subarray(1));
+    const alg = read(spki, top.contentStart, top.end);
+    const bits = alg.end < top.end ? read(spki, alg.end, top.end) : undefined;
+    if (!bits || bits.tag !== Tag.BIT_STRING || bits.contentStart >= bits.end) throw new DerError('SubjectPublicKeyInfo has no BIT STRING');
+    return sha1(view(spki, bits.contentStart + 1, bits.end));
   } catch (err) {
     if (err instanceof DerError) throw new CaError('bad-csr', `malformed public key: ${err.message}`);
     throw err;
@@ -307,20 +431,63 @@ export interface CertificateFields {
   extensions: Uint8Array[];
 }
 
-/** Builds the TBSCertificate, signs it with `signer`, and returns the Certificate DER. */
+/** `[0] EXPLICIT Version` v3 (INTEGER 2), the same in every certificate. */
+const VERSION_V3 = explicit(0, integerSmall(2));
+
+/**
+ * Builds the TBSCertificate (RFC 5280 §4.1.1.1: version v3, serialNumber, signature, issuer,
+ * validity, subject, subjectPublicKeyInfo, extensions [3]), signs it with `signer`, and returns
+ * the Certificate DER. Sizes are computed first and each of the two structures is written into
+ * one buffer: this is the CA's per-certificate hot path.
+ */
 export function buildCertificate(fields: CertificateFields, signer: DerSigner): Buffer {
-  const tbs = seq(
-    explicit(0, integerSmall(2)), // v3
-    integerUnsigned(fields.serial),
-    signer.algorithmIdentifier,
-    fields.issuer,
-    seq(time(fields.notBefore), time(fields.notAfter)),
-    fields.subject,
-    fields.spki,
-    explicit(3, seq(...fields.extensions)),
-  );
+  const { serial, issuer, notBefore, notAfter, subject, spki, extensions } = fields;
+  const alg = signer.algorithmIdentifier;
+  // serialNumber: a positive INTEGER, minimal (no leading zero bytes unless the top bit is set).
+  let s = 0;
+  while (s < serial.length - 1 && serial[s] === 0) s++;
+  const pad = (serial[s] ?? 0) & 0x80 ? 1 : 0;
+  const serialContent = serial.length - s + pad;
+  const validityContent = timeSize(notBefore) + timeSize(notAfter);
+  let extsContent = 0;
+  for (const e of extensions) extsContent += e.length;
+  const extsSeq = tlvSize(extsContent);
+  const tbsContent =
+    VERSION_V3.length + tlvSize(serialContent) + alg.length + issuer.length + tlvSize(validityContent) + subject.length + spki.length + tlvSize(extsSeq);
+  const tbs = Buffer.allocUnsafe(tlvSize(tbsContent));
+  let p = writeHeader(tbs, 0, Tag.SEQUENCE, tbsContent);
+  tbs.set(VERSION_V3, p);
+  p = writeHeader(tbs, p + VERSION_V3.length, Tag.INTEGER, serialContent);
+  if (pad) tbs[p++] = 0;
+  for (let i = s; i < serial.length; i++) tbs[p++] = serial[i] as number;
+  tbs.set(alg, p);
+  p += alg.length;
+  tbs.set(issuer, p);
+  p = writeHeader(tbs, p + issuer.length, Tag.SEQUENCE, validityContent);
+  p = writeTime(tbs, p, notBefore);
+  p = writeTime(tbs, p, notAfter);
+  tbs.set(subject, p);
+  p += subject.length;
+  tbs.set(spki, p);
+  p = writeHeader(tbs, p + spki.length, 0xa3, extsSeq);
+  p = writeHeader(tbs, p, Tag.SEQUENCE, extsContent);
+  for (const e of extensions) {
+    tbs.set(e, p);
+    p += e.length;
+  }
+  checkedLength(tbs, p);
   const signature = crypto.sign(signer.hash, tbs, signer.key);
-  return seq(tbs, signer.algorithmIdentifier, bitStringBytes(signature));
+  // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
+  const certContent = tbs.length + alg.length + tlvSize(signature.length + 1);
+  const cert = Buffer.allocUnsafe(tlvSize(certContent));
+  p = writeHeader(cert, 0, Tag.SEQUENCE, certContent);
+  cert.set(tbs, p);
+  p += tbs.length;
+  cert.set(alg, p);
+  p = writeHeader(cert, p + alg.length, Tag.BIT_STRING, signature.length + 1);
+  cert[p++] = 0; // no unused bits
+  cert.set(signature, p);
+  return checkedLength(cert, p + signature.length);
 }
 
 /** Random bytes drawn ahead in one call and handed out 16 at a time by {@link randomSerial}. */
@@ -339,7 +506,8 @@ export function randomSerial(): Buffer {
     crypto.randomFillSync(serialPool);
     serialPoolPos = 0;
   }
-  const b = Buffer.from(serialPool.subarray(serialPoolPos, serialPoolPos + 16));
+  const b = Buffer.allocUnsafe(16);
+  for (let i = 0; i < 16; i++) b[i] = serialPool[serialPoolPos + i] as number;
   serialPoolPos += 16;
   b[0] = (b[0] ?? 0) & 0x7f || 0x01;
   return b;

@@ -3,7 +3,9 @@
  * ledger (serial → lineage token) and the append-only audit log.
  */
 import type { AdminTokenRecord, AdminTokenStore, AuditEntry, AuditLog, CertificateLedger, IssuedCertificate, NewAdminToken } from '../types.js';
+import { StoreError } from '../errors.js';
 import type { SqliteContext } from './context.js';
+import { GroupCommit } from './group-commit.js';
 
 interface AdminTokenRow {
   id: string;
@@ -80,10 +82,15 @@ export class SqliteAdminTokenStore implements AdminTokenStore {
   }
 }
 
-/** {@link CertificateLedger} on SQLite; rows of expired certificates are pruned as new ones are recorded. */
+/**
+ * {@link CertificateLedger} on SQLite; rows of expired certificates are pruned as new ones are
+ * recorded. Rows recorded together are written by one durable transaction ({@link GroupCommit}):
+ * each `record` resolves once the commit holding its row is on disk.
+ */
 export class SqliteCertificateLedger implements CertificateLedger {
   private readonly stmt;
   private lastPrune = 0;
+  private readonly batches: GroupCommit<IssuedCertificate>;
 
   constructor(private readonly ctx: SqliteContext) {
     const db = ctx.db;
@@ -95,20 +102,35 @@ export class SqliteCertificateLedger implements CertificateLedger {
       serialsOf: db.prepare<[string, number], { serial: string }>('SELECT serial FROM certificates WHERE jti = ? AND not_after >= ? ORDER BY serial'),
       prune: db.prepare<[number]>('DELETE FROM certificates WHERE not_after < ?'),
     };
+    const writeBatch = db.transaction((rows: readonly IssuedCertificate[]) => {
+      for (const cert of rows) this.stmt.record.run(cert.serial, cert.spiffeId, cert.jti ?? null, cert.notAfter.getTime());
+      const now = this.ctx.now();
+      if (now - this.lastPrune > 3600_000) {
+        this.stmt.prune.run(now);
+        this.lastPrune = now;
+      }
+    });
+    this.batches = new GroupCommit((rows) => writeBatch.immediate(rows));
   }
 
-  async record(cert: IssuedCertificate): Promise<void> {
-    this.ctx.assertOpen();
-    const now = this.ctx.now();
-    this.ctx.db
-      .transaction(() => {
-        this.stmt.record.run(cert.serial, cert.spiffeId, cert.jti ?? null, cert.notAfter.getTime());
-        if (now - this.lastPrune > 3600_000) {
-          this.lastPrune = now;
-          this.stmt.prune.run(now);
-        }
-      })
-      .immediate();
+  /**
+   * Records an issued certificate; resolves once it is durable (see the class comment). Rejects
+   * with StoreError `invalid` for a malformed record (before it joins a batch, so it cannot fail
+   * anyone else's commit) and `closed` after the store was closed.
+   */
+  record(cert: IssuedCertificate): Promise<void> {
+    try {
+      this.ctx.assertOpen();
+      checkIssuedCertificate(cert);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return this.batches.submit({ serial: cert.serial, spiffeId: cert.spiffeId, ...(cert.jti !== undefined ? { jti: cert.jti } : {}), notAfter: cert.notAfter });
+  }
+
+  /** Commits every queued record now (the store calls it before closing the database). */
+  flush(): void {
+    this.batches.flush();
   }
 
   async tokenOf(serial: string): Promise<string | undefined> {
@@ -120,6 +142,13 @@ export class SqliteCertificateLedger implements CertificateLedger {
     this.ctx.assertOpen();
     return this.stmt.serialsOf.all(jti, this.ctx.now()).map((r) => r.serial);
   }
+}
+
+function checkIssuedCertificate(cert: IssuedCertificate): void {
+  if (typeof cert?.serial !== 'string' || cert.serial === '') throw new StoreError('invalid', 'certificate record: serial must be a non-empty string');
+  if (typeof cert.spiffeId !== 'string' || cert.spiffeId === '') throw new StoreError('invalid', `certificate ${cert.serial}: spiffeId must be a non-empty string`);
+  if (cert.jti !== undefined && typeof cert.jti !== 'string') throw new StoreError('invalid', `certificate ${cert.serial}: jti must be a string when set`);
+  if (!(cert.notAfter instanceof Date) || !Number.isFinite(cert.notAfter.getTime())) throw new StoreError('invalid', `certificate ${cert.serial}: notAfter must be a valid Date`);
 }
 
 interface AuditRow {

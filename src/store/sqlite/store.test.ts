@@ -220,6 +220,84 @@ describe('SQLite store', () => {
     }
   });
 
+  it('certificate records written concurrently all land, share a few commits, and survive a reopen', async () => {
+    const notAfter = new Date(Date.now() + 3600e3);
+    const n = 200;
+    const serials = Array.from({ length: n }, (_, i) => `C0${i.toString(16).toUpperCase().padStart(4, '0')}`);
+    await Promise.all(serials.map((serial, i) => store.certificates.record({ serial, spiffeId: `spiffe://cluster.local/ns/shop/sa/w${i}`, jti: 'jti-batch', notAfter })));
+    // One commit per record would append at least one WAL frame per record (each frame: a 24-byte
+    // header and a page); grouped, the 200 rows fill a handful of pages.
+    const db = new Database(path.join(dir, STORE_FILE), { readonly: true });
+    const pageSize = db.pragma('page_size', { simple: true }) as number;
+    db.close();
+    const frames = (fs.statSync(path.join(dir, `${STORE_FILE}-wal`)).size - 32) / (24 + pageSize);
+    assert.ok(frames < n / 4, `${frames} WAL frames for ${n} records: they were not committed together`);
+    await store.close();
+    store = open();
+    assert.deepEqual(await store.certificates.serialsOf('jti-batch'), [...serials].sort());
+    assert.equal(await store.certificates.tokenOf(serials[n - 1] ?? ''), 'jti-batch');
+  });
+
+  it('a record whose promise resolved survives kill -9 of the process right after', async () => {
+    const script = path.join(dir, 'record.mts');
+    const storeModule = new URL('./store.js', import.meta.url).href;
+    fs.writeFileSync(
+      script,
+      `import { openSqliteStore } from ${JSON.stringify(storeModule)};
+const store = openSqliteStore({ file: process.argv[2], logger: { debug() {}, info() {}, warn() {}, error() {} } });
+const notAfter = new Date(Date.now() + 3600e3);
+await Promise.all(Array.from({ length: 50 }, (_, i) => store.certificates.record({ serial: 'K' + i, spiffeId: 'spiffe://cluster.local/ns/shop/sa/k', jti: 'jti-kill', notAfter })));
+process.kill(process.pid, 'SIGKILL');
+`,
+    );
+    const child = spawnSync(process.execPath, ['--import', 'tsx', script, path.join(dir, 'killed.db')], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(child.signal, 'SIGKILL', child.stderr);
+    const other = openSqliteStore({ file: path.join(dir, 'killed.db'), logger: silentLogger() });
+    try {
+      assert.equal((await other.certificates.serialsOf('jti-kill')).length, 50);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('a failed group commit rejects exactly the records in it; the next commit is unaffected', async () => {
+    const notAfter = new Date(Date.now() + 3600e3);
+    // Another connection makes any transaction holding serial BAD fail (and roll back).
+    const db = new Database(path.join(dir, STORE_FILE));
+    db.exec("CREATE TRIGGER refuse_bad BEFORE INSERT ON certificates WHEN NEW.serial = 'BAD' BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END");
+    db.close();
+    const first = ['F1', 'BAD', 'F2'].map((serial) => store.certificates.record({ serial, spiffeId: 'spiffe://cluster.local/ns/shop/sa/f', jti: 'jti-f', notAfter }));
+    const firstOutcomes = Promise.allSettled(first);
+    await new Promise((resolve) => setImmediate(resolve)); // the first group commits on this turn
+    const second = ['S1', 'S2'].map((serial) => store.certificates.record({ serial, spiffeId: 'spiffe://cluster.local/ns/shop/sa/s', jti: 'jti-s', notAfter }));
+    for (const outcome of await firstOutcomes) {
+      assert.equal(outcome.status, 'rejected');
+      assert.match(String(outcome.status === 'rejected' ? outcome.reason : ''), /refused by test trigger/);
+    }
+    await Promise.all(second);
+    assert.deepEqual(await store.certificates.serialsOf('jti-f'), [], 'the failed commit was rolled back whole');
+    assert.deepEqual(await store.certificates.serialsOf('jti-s'), ['S1', 'S2']);
+  });
+
+  it('a malformed certificate record is refused with invalid and does not fail the records around it', async () => {
+    const notAfter = new Date(Date.now() + 3600e3);
+    const good = store.certificates.record({ serial: 'G1', spiffeId: 'spiffe://cluster.local/ns/shop/sa/g', jti: 'jti-g', notAfter });
+    const bad = store.certificates.record({ serial: 'G2', spiffeId: 'spiffe://cluster.local/ns/shop/sa/g', jti: 'jti-g', notAfter: new Date(Number.NaN) });
+    await rejectsWith(bad, 'invalid', /G2: notAfter must be a valid Date/);
+    await rejectsWith(store.certificates.record({ serial: '', spiffeId: 'x', notAfter }), 'invalid', /serial/);
+    await good;
+    assert.deepEqual(await store.certificates.serialsOf('jti-g'), ['G1']);
+  });
+
+  it('close() commits queued certificate records before closing; records after close are refused', async () => {
+    const pending = store.certificates.record({ serial: 'Q1', spiffeId: 'spiffe://cluster.local/ns/shop/sa/q', jti: 'jti-q', notAfter: new Date(Date.now() + 3600e3) });
+    await store.close();
+    await pending;
+    await rejectsWith(store.certificates.record({ serial: 'Q2', spiffeId: 'spiffe://cluster.local/ns/shop/sa/q', notAfter: new Date() }), 'closed');
+    store = open();
+    assert.equal(await store.certificates.tokenOf('Q1'), 'jti-q');
+  });
+
   it('keeps everything across a reopen', async () => {
     await store.resources.write([{ op: 'put', resource: we('web', 'shop', { app: 'web' }) }], 'test');
     await store.close();

@@ -1,7 +1,9 @@
 /**
  * The embedded store (DESIGN.md §9): SQLite through better-sqlite3 in one file, `<dataDir>/skiff.db`
  * (mode 0600), in WAL mode with `synchronous=FULL`: a write resolves only after its commit is
- * fsync'd, so an acknowledged write survives `kill -9` and power loss.
+ * fsync'd, so an acknowledged write survives `kill -9` and power loss. Certificate ledger records,
+ * written once per issued certificate, are group-committed (`group-commit.ts`): records made
+ * together share one such durable transaction.
  *
  * Several processes on one host may open the file at once (the control plane and `skiff token
  * create` / `skiff admin-token create`): writes take the write lock up front (`BEGIN IMMEDIATE`)
@@ -113,15 +115,17 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
   timer.unref();
 
   logger.debug({ file }, 'store opened');
+  const certificates = new SqliteCertificateLedger(ctx);
   return {
     resources,
     tokens,
     adminTokens: new SqliteAdminTokenStore(ctx),
-    certificates: new SqliteCertificateLedger(ctx),
+    certificates,
     audit: new SqliteAuditLog(ctx),
     location: file,
     close: async () => {
       if (closed) return;
+      certificates.flush(); // certificate records still queued for a group commit
       closed = true;
       if (timer) clearInterval(timer);
       timer = undefined;
