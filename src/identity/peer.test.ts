@@ -1,7 +1,7 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as x509 from '@peculiar/x509';
-import { PeerAuthError, peerChainFromCall, verifyCallIdentity, verifyPeerChain } from './peer.js';
+import { PeerAuthError, parseSubjectAltName, peerChainFromCall, uriSans, verifyCallIdentity, verifyPeerChain } from './peer.js';
 
 const ALICE = 'spiffe://cluster.local/ns/shop/sa/alice';
 const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
@@ -136,5 +136,42 @@ describe('peer certificate of a grpc-js call', () => {
     assert.equal(verifyCallIdentity(call({ raw: leaf }), { trustBundlePem: root.pem }), ALICE);
     const other = await makeCa('CN=Other');
     assert.equal(verifyCallIdentity(call({ raw: leaf }), { trustBundlePem: other.pem }), undefined);
+  });
+});
+
+describe('subjectAltName as Node.js prints it', () => {
+  it('splits entries and reads JSON-quoted values, so a ", " inside a value is not a separator', () => {
+    assert.deepEqual(parseSubjectAltName('URI:spiffe://cluster.local/ns/a/sa/b, DNS:a.example, IP Address:198.18.0.1'), [
+      { type: 'URI', value: 'spiffe://cluster.local/ns/a/sa/b' },
+      { type: 'DNS', value: 'a.example' },
+      { type: 'IP Address', value: '198.18.0.1' },
+    ]);
+    assert.deepEqual(parseSubjectAltName('URI:"spiffe://td/ns/a, URI:spiffe://td/ns/evil", DNS:x'), [
+      { type: 'URI', value: 'spiffe://td/ns/a, URI:spiffe://td/ns/evil' },
+      { type: 'DNS', value: 'x' },
+    ]);
+    assert.throws(() => parseSubjectAltName('URI:"unterminated'), PeerAuthError);
+    assert.throws(() => parseSubjectAltName('no colon here'), PeerAuthError);
+  });
+
+  it("reads a real certificate's URI SANs, including one Node.js must quote", async () => {
+    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const keys = await crypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01',
+      name: 'CN=san-test',
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 3_600_000),
+      keys,
+      signingAlgorithm: alg,
+      extensions: [
+        new x509.SubjectAlternativeNameExtension([
+          { type: 'url', value: 'spiffe://cluster.local/ns/demo/sa/web' },
+          { type: 'dns', value: 'web.demo' },
+          { type: 'url', value: 'https://example.test/a, URI:spiffe://cluster.local/ns/x/sa/y' },
+        ]),
+      ],
+    });
+    assert.deepEqual(uriSans(new Uint8Array(cert.rawData)), ['spiffe://cluster.local/ns/demo/sa/web', 'https://example.test/a, URI:spiffe://cluster.local/ns/x/sa/y']);
   });
 });

@@ -15,7 +15,6 @@
  */
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
-import * as x509 from '@peculiar/x509';
 import { parseSpiffeId } from './spiffe.js';
 
 /** Why a peer's certificate was refused. `message` is safe to log and to return to the caller. */
@@ -55,18 +54,73 @@ export function derToPem(der: Uint8Array): string {
 }
 
 /**
- * The URI SANs of a certificate, read from its subjectAltName extension (empty if it has none).
- * Throws {@link PeerAuthError} if the extension cannot be parsed.
+ * The entries of `X509Certificate.subjectAltName` as Node.js (>= 17.3.1) prints it: `TYPE:value`
+ * entries joined by ", ", where a value that would be ambiguous (it contains ", ", a quote...)
+ * is written as a JSON string literal (Node.js docs, `x509.subjectAltName`; CVE-2021-44532).
+ * Throws {@link PeerAuthError} on text that does not follow that form.
+ */
+export function parseSubjectAltName(text: string): Array<{ type: string; value: string }> {
+  const out: Array<{ type: string; value: string }> = [];
+  let i = 0;
+  while (i < text.length) {
+    const colon = text.indexOf(':', i);
+    if (colon < 0) throw new PeerAuthError(`cannot parse certificate subjectAltName near ${JSON.stringify(text.slice(i, i + 40))}`);
+    const type = text.slice(i, colon);
+    let j = colon + 1;
+    let value: string;
+    if (text[j] === '"') {
+      let k = j + 1;
+      while (k < text.length && text[k] !== '"') k += text[k] === '\\' ? 2 : 1;
+      try {
+        value = JSON.parse(text.slice(j, k + 1)) as string;
+      } catch {
+        throw new PeerAuthError(`cannot parse certificate subjectAltName entry ${JSON.stringify(text.slice(i, k + 1))}`);
+      }
+      j = k + 1;
+    } else {
+      const end = text.indexOf(', ', j);
+      j = end < 0 ? text.length : end;
+      value = text.slice(colon + 1, j);
+    }
+    out.push({ type, value });
+    if (j < text.length) {
+      if (!text.startsWith(', ', j)) throw new PeerAuthError(`cannot parse certificate subjectAltName near ${JSON.stringify(text.slice(j, j + 40))}`);
+      j += 2;
+    }
+    i = j;
+  }
+  return out;
+}
+
+/** The URI SANs of a parsed certificate (empty if it has no subjectAltName extension). */
+export function uriSansOf(cert: X509Certificate): string[] {
+  const text = cert.subjectAltName;
+  if (text === undefined || text === '') return [];
+  return parseSubjectAltName(text)
+    .filter((e) => e.type === 'URI')
+    .map((e) => e.value);
+}
+
+/**
+ * The URI SANs of a certificate (DER), read from its subjectAltName extension with Node.js'
+ * X509Certificate (empty if it has none). Throws {@link PeerAuthError} if the certificate or the
+ * extension cannot be parsed.
  */
 export function uriSans(der: Uint8Array): string[] {
-  let ext: x509.SubjectAlternativeNameExtension | null;
-  try {
-    ext = new x509.X509Certificate(new Uint8Array(der)).getExtension(x509.SubjectAlternativeNameExtension);
-  } catch (err) {
-    throw new PeerAuthError(`cannot parse certificate subjectAltName: ${(err as Error).message}`);
+  return uriSansOf(parseDer(Buffer.from(der.buffer, der.byteOffset, der.byteLength), 'certificate'));
+}
+
+/** Parsed trust bundles by PEM text (a control plane checks every peer against the same one). */
+const ROOTS = new Map<string, X509Certificate[]>();
+
+function rootsOf(trustBundlePem: string): X509Certificate[] {
+  let roots = ROOTS.get(trustBundlePem);
+  if (!roots) {
+    roots = pemToDerList(trustBundlePem).map((d) => parseDer(d, 'trust bundle certificate'));
+    if (ROOTS.size >= 16) ROOTS.clear();
+    ROOTS.set(trustBundlePem, roots);
   }
-  if (!ext) return [];
-  return ext.names.items.filter((n) => n.type === 'url').map((n) => n.value);
+  return roots;
 }
 
 function parseDer(der: Buffer, what: string): X509Certificate {
@@ -98,14 +152,14 @@ function issuedBy(child: X509Certificate, parent: X509Certificate): boolean {
 export function verifyPeerChain(chainDer: Buffer[], trustBundlePem: string, now: Date = new Date()): VerifiedPeer {
   const [leafDer, ...restDer] = chainDer;
   if (!leafDer) throw new PeerAuthError('no peer certificate');
-  const roots = pemToDerList(trustBundlePem).map((d) => parseDer(d, 'trust bundle certificate'));
+  const roots = rootsOf(trustBundlePem);
   if (roots.length === 0) throw new PeerAuthError('trust bundle holds no certificate');
   const leaf = parseDer(leafDer, 'peer certificate');
   const intermediates = restDer.map((d, i) => parseDer(d, `chain certificate ${i + 1}`));
 
   if (leaf.ca) throw new PeerAuthError(`peer certificate (serial ${leaf.serialNumber}) is a CA certificate, not an SVID`);
   checkValidity(leaf, now, 'peer certificate');
-  const uris = uriSans(leafDer);
+  const uris = uriSansOf(leaf);
   if (uris.length !== 1) throw new PeerAuthError(`peer certificate has ${uris.length} URI SANs; an X.509-SVID has exactly one`);
   const spiffeId = uris[0] ?? '';
   try {
