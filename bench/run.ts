@@ -13,18 +13,36 @@
  * and the others still run). The data-plane and agent
  * benchmarks need root (network namespaces); without it they are recorded as skipped.
  *
- * Run: `node --import tsx bench/run.ts [--only ca,agent] [--skip fanout] [--quick] [--agent-binary <path>]`
- * (`--quick`: shorter phases, for a smoke run; the numbers are noisier).
+ * Run: `node --import tsx bench/run.ts [--only ca,agent] [--skip fanout] [--quick] [--repeat k] [--agent-binary <path>]`
+ * (`--quick`: shorter phases, for a smoke run; the numbers are noisier, and every result file,
+ * the summary included, goes to the git-ignored `bench/results/quick/` so that the committed
+ * results stay as they are. `--repeat k`: the fan-out benchmark runs k interleaved Skiff and
+ * baseline passes per (N, mode) and reports medians; default 1, which keeps `npm run bench` under
+ * 15 minutes; its time limit grows with k).
+ *
+ * Before the fan-out benchmark, dist/ is rebuilt (`npm run build`) when it is older than src/:
+ * the fan-out benchmark runs Skiff compiled, not under tsx.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureBuild } from './fanout/driver.js';
 import { machineInfo } from './machine.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
-const RESULTS = path.join(HERE, 'results');
+const QUICK = process.argv.includes('--quick');
+/** Where result files go: `bench/results/`, or its git-ignored `quick/` for `--quick` runs. */
+const RESULTS = QUICK ? path.join(HERE, 'results', 'quick') : path.join(HERE, 'results');
+/** `--repeat k` for the fan-out benchmark (interleaved passes per (N, mode), medians). */
+const REPEAT = ((): number => {
+  const i = process.argv.indexOf('--repeat');
+  if (i < 0) return 1;
+  const k = Number(process.argv[i + 1]);
+  if (!Number.isInteger(k) || k < 1 || k > 20) throw new Error('--repeat must be a whole number from 1 to 20');
+  return k;
+})();
 
 /** One benchmark: its script, arguments, time limit and whether it needs root. */
 interface Bench {
@@ -35,6 +53,8 @@ interface Bench {
   needsRoot: boolean;
   /** Writes its own result file (given as `--out`) instead of printing it for us to save. */
   writesOwnFile?: boolean;
+  /** Runs before the benchmark, outside its time limit. */
+  prepare?: () => void;
 }
 
 /** `--agent-binary <path>`: the agent binary to measure (default dist/skiff-agent-linux-x64). */
@@ -62,11 +82,14 @@ const BENCHES: Bench[] = [
   {
     name: 'fanout',
     script: 'bench/fanout/run.ts',
-    args: (q) => [...(q ? ['--proxies', '500'] : []), '--out', path.join(RESULTS, 'fanout.json')],
-    // Mine take about 4 minutes: the fan-out run gets the rest of the 15-minute budget.
-    timeoutS: 600,
+    args: (q) => [...(q ? ['--proxies', '500'] : []), '--repeat', String(REPEAT), '--out', path.join(RESULTS, 'fanout.json')],
+    // The others take about 4 minutes and the build of dist/ about 1: the fan-out run gets the
+    // rest of the 15-minute budget (with --repeat k, k times that). It writes its file after
+    // every (N, mode), so a run stopped by the limit still leaves what it measured.
+    timeoutS: 630 * REPEAT,
     needsRoot: false,
     writesOwnFile: true,
+    prepare: () => void ensureBuild(),
   },
 ];
 
@@ -78,7 +101,22 @@ function listArg(name: string): string[] | undefined {
 /** Runs one benchmark; resolves its parsed JSON (the last JSON object on stdout). */
 function runOne(b: Bench, quick: boolean): Promise<{ ok: true; json: unknown; seconds: number } | { ok: false; error: string; seconds: number }> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, b.script), ...b.args(quick)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, so that a time limit (or our own SIGINT/SIGTERM) also stops what it
+  // started (control planes, simulated proxies, Envoys) instead of leaving them running.
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, b.script), ...b.args(quick)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const killGroup = (signal: NodeJS.Signals): void => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    killGroup(signal);
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -86,10 +124,16 @@ function runOne(b: Bench, quick: boolean): Promise<{ ok: true; json: unknown; se
     err += d.toString();
     process.stderr.write(`[${b.name}] ${d.toString()}`);
   });
-  const timer = setTimeout(() => child.kill('SIGTERM'), b.timeoutS * 1000);
+  const timer = setTimeout(() => {
+    killGroup('SIGTERM');
+    // Whatever ignores SIGTERM is killed 10 s later.
+    setTimeout(() => killGroup('SIGKILL'), 10_000).unref();
+  }, b.timeoutS * 1000);
   return new Promise((resolve) => {
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       const seconds = Math.round((performance.now() - started) / 100) / 10;
       if (code !== 0) {
         const why = signal ? `killed by ${signal}${signal === 'SIGTERM' ? ` (time limit ${b.timeoutS} s)` : ''}` : `exit code ${code}`;
@@ -139,9 +183,72 @@ function headline(name: string, json: unknown): Record<string, unknown> {
         targetMet: pick(json, 'met'),
       };
     case 'fanout':
-      return { targetMet: pick(json, 'targets') };
+      return fanoutHeadline(json);
     default:
       return {};
+  }
+}
+
+/** One fan-out run as the summary shows it. */
+interface FanoutRunHeadline {
+  proxies: number;
+  mode: string;
+  scenario: string;
+  repeat: number;
+  skiffP99Ms: number;
+  baselineP99Ms: number | null;
+  p99Ratio: number | null;
+  skiffP99FromSnapshotMs: number | null;
+  skiffP99FromFileWriteMs: number | null;
+  skiffRssPerProxyMb: number;
+  baselineRssPerProxyMb: number | null;
+  rssPerProxyRatio: number | null;
+}
+
+/** The fan-out headline: p99 on both sides, ratios and RSS per proxy for every run, and the targets. */
+function fanoutHeadline(json: unknown): Record<string, unknown> {
+  const runs = (pick(json, 'runs') as unknown[] | undefined) ?? [];
+  const num = (x: unknown, p: string): number | null => {
+    const v = pick(x, p);
+    return typeof v === 'number' ? v : null;
+  };
+  const rows: FanoutRunHeadline[] = runs.map((r) => ({
+    proxies: Number(pick(r, 'proxies')),
+    mode: String(pick(r, 'mode')),
+    scenario: String(pick(r, 'scenario')),
+    repeat: Number(pick(r, 'repeat') ?? 1),
+    skiffP99Ms: Number(pick(r, 'skiff.change.p99')),
+    baselineP99Ms: num(r, 'baseline.change.p99'),
+    p99Ratio: num(r, 'ratios.p99'),
+    skiffP99FromSnapshotMs: num(r, 'skiff.changeFromSnapshot.p99'),
+    skiffP99FromFileWriteMs: num(r, 'skiff.changeFromFileWrite.p99'),
+    skiffRssPerProxyMb: Number(pick(r, 'skiff.rssPerProxyMb')),
+    baselineRssPerProxyMb: num(r, 'baseline.rssPerProxyMb'),
+    rssPerProxyRatio: num(r, 'ratios.rssPerProxy'),
+  }));
+  return {
+    clock: 'Skiff: from the HTTP API request; baseline: from its change command (see clocks in the file)',
+    complete: pick(json, 'complete'),
+    runs: rows,
+    failed: pick(json, 'failed'),
+    // Judged at 2,000 proxies only (null when the run did not reach 2,000).
+    targetMet: pick(json, 'targets'),
+  };
+}
+
+/**
+ * For a benchmark that writes its own file (the fan-out one writes it after every run, with
+ * `complete: false` until the end): the headline of what it wrote since `startedAt`, as
+ * `{ partial: ... }`, or {} when there is none.
+ */
+function partialOf(b: Bench, startedAt: number): Record<string, unknown> {
+  if (!b.writesOwnFile) return {};
+  const file = path.join(RESULTS, `${b.name}.json`);
+  try {
+    if (fs.statSync(file).mtimeMs < startedAt) return {};
+    return { partial: { file: path.relative(REPO, file), ...headline(b.name, JSON.parse(fs.readFileSync(file, 'utf8')) as unknown) } };
+  } catch {
+    return {};
   }
 }
 
@@ -156,12 +263,13 @@ function readPreviousResults(): Record<string, unknown> {
 }
 
 async function main(): Promise<void> {
-  const quick = process.argv.includes('--quick');
+  const quick = QUICK;
   const only = listArg('--only');
   const skip = listArg('--skip') ?? [];
   const isRoot = process.getuid?.() === 0;
   fs.mkdirSync(RESULTS, { recursive: true });
-  const summary: Record<string, unknown> = { benchmark: 'summary', date: new Date().toISOString(), machine: machineInfo(), command: `npm run bench${quick ? ' -- --quick' : ''}`, results: {} };
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  const summary: Record<string, unknown> = { benchmark: 'summary', date: new Date().toISOString(), machine: machineInfo(), command, results: {} };
   // With --only/--skip, the other benchmarks keep their entries from the previous summary.
   const previous = only || skip.length > 0 ? readPreviousResults() : {};
   const results = { ...previous } as Record<string, unknown>;
@@ -178,13 +286,20 @@ async function main(): Promise<void> {
       continue;
     }
     process.stderr.write(`== ${b.name}\n`);
+    try {
+      b.prepare?.();
+    } catch (err) {
+      results[b.name] = { status: 'failed', seconds: 0, error: `preparing: ${err instanceof Error ? err.message : String(err)}` };
+      continue;
+    }
+    const startedAt = Date.now();
     const r = await runOne(b, quick);
     if (!r.ok) {
-      results[b.name] = { status: 'failed', seconds: r.seconds, error: r.error };
+      results[b.name] = { status: 'failed', seconds: r.seconds, error: r.error, ...partialOf(b, startedAt) };
       continue;
     }
     if (!b.writesOwnFile) fs.writeFileSync(path.join(RESULTS, `${b.name}.json`), `${JSON.stringify(r.json, null, 2)}\n`);
-    results[b.name] = { status: 'ok', date: new Date().toISOString(), seconds: r.seconds, file: `bench/results/${b.name}.json`, ...headline(b.name, r.json) };
+    results[b.name] = { status: 'ok', date: new Date().toISOString(), seconds: r.seconds, file: path.relative(REPO, path.join(RESULTS, `${b.name}.json`)), ...headline(b.name, r.json) };
   }
   summary['totalSeconds'] = Math.round((performance.now() - t0) / 1000);
   fs.writeFileSync(path.join(RESULTS, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);

@@ -17,7 +17,8 @@
 //	baseline -listen 127.0.0.1:0 -cert cert.pem -key key.pem -ca bundle.pem \
 //	  -initial initial.json -after after.json
 //
-// It serves the initial snapshots, prints "LISTENING <port>" and then reads commands on stdin:
+// It loads both dumps, sets the initial snapshots, prints "LOADED_RSS <bytes>" (its RSS with
+// everything it serves loaded, before any client), "LISTENING <port>" and then reads commands on stdin:
 // "change" publishes the prepared `after` snapshots (printing "CHANGED <nodes>"), "quit" exits.
 // Clients must present a certificate that chains to the -ca bundle (mutual TLS).
 package main
@@ -148,10 +149,6 @@ func main() {
 		log.Fatal("baseline: -cert, -key, -ca and -initial are required")
 	}
 
-	// RSS of the bare server, before any snapshot exists: the "0 proxies" point of the per-proxy
-	// memory figure (Skiff's snapshots are made per connected proxy too).
-	fmt.Printf("BASE_RSS %d\n", rssBytes())
-
 	initial, err := loadDump(*initialFile)
 	if err != nil {
 		log.Fatalf("baseline: %v", err)
@@ -163,9 +160,6 @@ func main() {
 		}
 	}
 
-	// Drop the dump's parsing garbage so that it does not count as per-proxy memory.
-	debug.FreeOSMemory()
-
 	ctx := context.Background()
 	snapshots := cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)
 	for node, snap := range initial {
@@ -173,6 +167,12 @@ func main() {
 			log.Fatalf("baseline: node %s: %v", node, err)
 		}
 	}
+
+	// Everything it serves is loaded (both snapshot sets, the initial one set in the cache): drop
+	// the dumps' parsing garbage and report the RSS. This is the "0 proxies" point of the
+	// per-proxy memory figure, so that what it adds per proxy is connection and stream state.
+	debug.FreeOSMemory()
+	fmt.Printf("LOADED_RSS %d\n", rssBytes())
 
 	pair, err := tls.LoadX509KeyPair(*certFile, *keyFile)
 	if err != nil {

@@ -10,7 +10,9 @@
  * epoch, sub-millisecond), comparable between processes on one machine.
  *
  * With `record` on, the process keeps what each proxy holds (deduplicated: identical bytes are
- * stored once) so that `dump` can write the snapshots the go-control-plane baseline serves.
+ * stored once) so that `dump` can write the snapshots the go-control-plane baseline serves. That
+ * costs a copy and a byte comparison per resource per response, so the driver records only in a
+ * separate, unmeasured pass: measured passes (Skiff's and the baseline's) run with it off.
  */
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
