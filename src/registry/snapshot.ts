@@ -72,6 +72,18 @@ function indexByHosts<T>(items: readonly T[], hosts: (t: T) => readonly string[]
   return freezeMap(out as Map<string, readonly T[]>);
 }
 
+/** Effective labels of each WorkloadEntry object (frozen, so unchanged from one snapshot to the next). */
+const WORKLOAD_LABELS = new WeakMap<WorkloadEntry, Readonly<Record<string, string>>>();
+
+function labelsOfWorkload(we: WorkloadEntry): Readonly<Record<string, string>> {
+  let labels = WORKLOAD_LABELS.get(we);
+  if (!labels) {
+    labels = Object.freeze(workloadLabels(we));
+    WORKLOAD_LABELS.set(we, labels);
+  }
+  return labels;
+}
+
 /**
  * Builds snapshot `version` from `resources` (one per key; the caller resolves duplicates). The
  * resource objects are frozen in place: pass objects nothing else mutates.
@@ -109,7 +121,7 @@ export function buildSnapshot(version: number, resources: readonly MeshResource[
   // Selector matching through a `namespace → label=value → workloads` index: a selector is
   // checked only against the workloads carrying the rarest of its pairs (not every workload of
   // its namespace: 1,000 ServiceEntries × 1,000 workloads per namespace were 1M checks).
-  const labelsOf = new Map<WorkloadEntry, Record<string, string>>(workloadEntries.map((we) => [we, workloadLabels(we)]));
+  const labelsOf = new Map<WorkloadEntry, Readonly<Record<string, string>>>(workloadEntries.map((we) => [we, labelsOfWorkload(we)]));
   const byLabel = new Map<string, WorkloadEntry[]>();
   for (const we of workloadEntries) {
     for (const [k, v] of Object.entries(labelsOf.get(we) ?? {})) {

@@ -287,6 +287,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       grpcListening = false;
       unsubscribe();
       unsubscribeJwks();
+      pusher.stop();
       jwks.stop();
       stopFollowingRevocations();
       await api.close();

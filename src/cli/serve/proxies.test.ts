@@ -13,7 +13,9 @@ import type { MeshSnapshot } from '../../registry/types.js';
 import { loadDirectory } from '../../sources/file/load.js';
 import { translateEnvoy } from '../../translate/envoy/index.js';
 import type { ResourcesByType } from '../../xds/types.js';
-import { SharedTranslator, affects, dependenciesOf, registryChange } from './proxies.js';
+import { createControlPlaneMetrics } from '../../observability/metrics.js';
+import { createSnapshotCache } from '../../xds/cache/index.js';
+import { ProxyPusher, SharedTranslator, affects, dependenciesOf, registryChange } from './proxies.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -180,6 +182,45 @@ describe('which proxies a registry change affects', () => {
     registry.setSource('file', loaded.resources.map((r) => (r === se ? { ...se, metadata: { ...se.metadata, labels: { touched: 'yes' } } } : r)));
     registry.flush();
     assert.equal(registryChange(after1, registry.current()).all, true);
+    registry.close();
+  });
+});
+
+describe('ProxyPusher push rounds', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-push-round-'));
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('a round in slices ends with every proxy on the newest snapshot, also when a snapshot arrives mid-round', async () => {
+    const shape: MeshShape = { ...DEFAULT_SHAPE, services: 200, namespaces: 4, scenario: 'sidecar' };
+    const dir = path.join(tmp, 'mesh');
+    writeMesh(dir, shape);
+    const loaded = await loadDirectory(dir);
+    const registry = createRegistry({ logger: silentLogger() });
+    registry.setSource('file', loaded.resources);
+    registry.flush();
+    const cache = createSnapshotCache({ logger: silentLogger() });
+    const pusher = new ProxyPusher({ cache, current: () => registry.current(), extras: () => ({}), logger: silentLogger(), metrics: createControlPlaneMetrics() });
+    const identities = Array.from({ length: 400 }, (_, i) => parseProxyNode(nodeOf(shape, i * 5), 'cluster.local'));
+    for (const id of identities) pusher.connect(id);
+    const move = (name: string, address: string): void => {
+      const current = registry.current().resources;
+      registry.setSource('file', current.map((r) => (r.kind === 'WorkloadEntry' && r.metadata.name === name ? { ...r, spec: { ...r.spec, address } } : r)));
+      registry.flush();
+    };
+    // svc-0's workload we-1 moves (every proxy sees svc-0), then, before the round ends,
+    // svc-3's workload we-31 moves (only ns-3's proxies see it).
+    move('we-1', '198.19.0.1');
+    pusher.pushAll(registry.current());
+    move('we-31', '198.19.0.2');
+    pusher.pushAll(registry.current());
+    const last = registry.current();
+    for (let i = 0; i < 1000 && pusher.list().some((p) => p.computedVersion !== last.version); i++) await new Promise((r) => setImmediate(r));
+    assert.ok(pusher.list().every((p) => p.computedVersion === last.version), 'every proxy reaches the newest snapshot');
+    for (const id of identities) {
+      const expected = translateEnvoy(buildProxyIR(last, id, {}));
+      assert.deepEqual(versions(cache.getSnapshot(id.nodeId)?.resources ?? new Map()), versions(expected.resources), id.nodeId);
+    }
+    pusher.stop();
     registry.close();
   });
 });

@@ -273,13 +273,28 @@ export class SharedTranslator {
   }
 }
 
-/** Tracks connected proxies (by node id, counting streams) and recomputes their snapshots. */
+/**
+ * How long a push round computes before it yields to the event loop, in ms: responses computed so
+ * far go out (and ACKs come in) while the remaining proxies wait, so the first proxies are not
+ * held until the last one is computed.
+ */
+const SLICE_MS = 10;
+
+/**
+ * Tracks connected proxies (by node id, counting streams) and recomputes their snapshots. A push
+ * round ({@link ProxyPusher.pushAll}) runs in slices of about {@link SLICE_MS} ms; a snapshot
+ * published during a round joins it: the proxies still waiting are computed from the newest
+ * snapshot, and those it affects are added.
+ */
 export class ProxyPusher {
   private readonly proxies = new Map<string, { identity: ProxyIdentity; streams: number; computedVersion: number; grpc?: boolean; deps?: ProxyDependencies }>();
   /** The snapshot of the last {@link pushAll}, to diff the next one against. */
   private last: MeshSnapshot | undefined;
   private readonly warned = new Set<string>();
   private readonly translator = new SharedTranslator();
+  /** Proxies to recompute in the running push round (see {@link runSlice}). */
+  private readonly pending = new Set<string>();
+  private readonly round: { snapshot?: MeshSnapshot; scope: string; timer?: NodeJS.Immediate; started?: bigint; recomputed: number } = { scope: 'all', recomputed: 0 };
 
   constructor(
     private readonly deps: {
@@ -319,22 +334,62 @@ export class ProxyPusher {
   /**
    * Recomputes the connected proxies a new registry snapshot can affect (DESIGN.md §1: "only
    * proxies whose slice intersects a change are recomputed"); with `force` (mesh config or JWKS
-   * changed, not the registry) every proxy. See {@link registryChange} for what counts.
+   * changed, not the registry) every proxy. See {@link registryChange} for what counts. The
+   * first slice is computed before it returns, the rest in later event-loop turns.
    */
   pushAll(snapshot: MeshSnapshot, force = false): void {
-    const started = process.hrtime.bigint();
     const change = force || !this.last ? undefined : registryChange(this.last, snapshot);
     this.last = snapshot;
-    let recomputed = 0;
-    for (const p of this.proxies.values()) {
-      if (change && p.deps && !affects(change, p.identity, p.deps)) {
+    for (const [nodeId, p] of this.proxies) {
+      // A proxy still waiting from the previous round is recomputed whatever this change is.
+      if (!this.pending.has(nodeId) && change && p.deps && !affects(change, p.identity, p.deps)) {
         p.computedVersion = snapshot.version;
         continue;
       }
-      recomputed += 1;
-      this.push(p.identity, snapshot);
+      this.pending.add(nodeId);
     }
-    this.deps.logger.debug({ snapshot: snapshot.version, proxies: this.proxies.size, recomputed, scope: change ? (change.all ? 'all' : 'workloads') : 'forced' }, 'proxies recomputed');
+    this.round.snapshot = snapshot;
+    this.round.scope = change ? (change.all ? 'all' : 'workloads') : 'forced';
+    if (this.round.timer === undefined && this.round.started === undefined) {
+      this.round.started = process.hrtime.bigint();
+      this.round.recomputed = 0;
+      this.runSlice();
+    }
+  }
+
+  /** Stops a push round in progress (the control plane is shutting down). */
+  stop(): void {
+    if (this.round.timer) clearImmediate(this.round.timer);
+    this.round.timer = undefined;
+    this.round.started = undefined;
+    this.pending.clear();
+  }
+
+  /**
+   * Recomputes pending proxies for about {@link SLICE_MS} ms, then yields to the event loop (the
+   * responses just computed are written and ACKs read while the rest waits) and continues.
+   */
+  private runSlice(): void {
+    this.round.timer = undefined;
+    const snapshot = this.round.snapshot;
+    if (!snapshot) return;
+    const deadline = performance.now() + SLICE_MS;
+    for (const nodeId of this.pending) {
+      this.pending.delete(nodeId);
+      const p = this.proxies.get(nodeId);
+      if (p) {
+        this.round.recomputed += 1;
+        this.push(p.identity, snapshot);
+      }
+      if (performance.now() >= deadline) break;
+    }
+    if (this.pending.size > 0) {
+      this.round.timer = setImmediate(() => this.runSlice());
+      return;
+    }
+    const started = this.round.started ?? process.hrtime.bigint();
+    this.round.started = undefined;
+    this.deps.logger.debug({ snapshot: snapshot.version, proxies: this.proxies.size, recomputed: this.round.recomputed, scope: this.round.scope }, 'proxies recomputed');
     this.deps.metrics.pushSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
 
