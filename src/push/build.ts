@@ -414,10 +414,11 @@ export function buildProxyIR(snapshot: MeshSnapshot, proxy: ProxyIdentity, extra
   if (sidecar?.spec.outboundTrafficPolicy?.mode === 'ALLOW_ANY') {
     b.warn(`${resourceKey(sidecar)}: outboundTrafficPolicy ALLOW_ANY is not implemented: only mesh services are reachable`);
   }
+  let share: { key: string; part: EgressPart } | undefined;
   if (sidecar && (sidecar.spec.egress?.length ?? 0) > 0) {
-    sharedEgress(b, services, sidecar.spec.egress ?? [], resourceKey(sidecar), rootNamespace);
+    share = sharedEgress(b, services, sidecar.spec.egress ?? [], resourceKey(sidecar), rootNamespace);
   } else {
-    sharedEgress(b, services, DEFAULT_EGRESS, 'default egress', rootNamespace);
+    share = sharedEgress(b, services, DEFAULT_EGRESS, 'default egress', rootNamespace);
     const made = b.outbound.map((l) => `${l.address}:${l.port}`);
     assumed.push(
       `outbound listeners on ${DEFAULT_EGRESS_BIND}:<port> for every port (from ${FIRST_UNPRIVILEGED_PORT} up) of every mesh service (${made.length ? made.join(', ') : 'none'})`,
@@ -433,14 +434,11 @@ export function buildProxyIR(snapshot: MeshSnapshot, proxy: ProxyIdentity, extra
     else hbone = { address: proxy.ip, port: HBONE_PORT };
   }
 
-  const byAddress = (x: { port: number; address: string }, y: { port: number; address: string }): number =>
-    x.port - y.port || (x.address < y.address ? -1 : x.address > y.address ? 1 : 0);
-  const byName = <T>(key: (t: T) => string) => (x: T, y: T): number => (key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0);
   const identity: ProxyIdentity = { ...proxy, labels };
   if (ownLocality) identity.locality = ownLocality;
   const name = we?.metadata.name ?? proxy.workloadName;
   if (name !== undefined) identity.workloadName = name;
-  return {
+  const ir: ProxyIR = {
     proxy: identity,
     inbound: [...b.inbound].sort(byAddress),
     outbound: [...b.outbound].sort(byAddress),
@@ -451,6 +449,18 @@ export function buildProxyIR(snapshot: MeshSnapshot, proxy: ProxyIdentity, extra
     warnings: b.warnings,
     ...(hbone ? { hbone } : {}),
   };
+  if (share) EGRESS_OF.set(ir, share);
+  return ir;
+}
+
+/** Listener order in a {@link ProxyIR}: by port, then address. */
+function byAddress(x: { port: number; address: string }, y: { port: number; address: string }): number {
+  return x.port - y.port || (x.address < y.address ? -1 : x.address > y.address ? 1 : 0);
+}
+
+/** Order by a string key. */
+function byName<T>(key: (t: T) => string): (x: T, y: T) => number {
+  return (x: T, y: T): number => (key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0);
 }
 
 /**
@@ -593,14 +603,37 @@ export function resolveDefaultEndpoint(value: string | undefined, workloadIp: st
 /** The egress of the proxies without a Sidecar egress section: every visible service. */
 const DEFAULT_EGRESS: readonly IstioEgressListener[] = [{ hosts: ['*/*'] }];
 
-/** What building the egress added to a {@link Builder}; shared, never modified. */
-interface EgressPart {
+/**
+ * What building the egress added to a builder (src/push/outbound-share.ts); shared between the
+ * proxies with the same sharing key, never modified. `sorted` holds the same objects in the order
+ * a {@link ProxyIR} lists them (listeners by port and address, clusters and load assignments by
+ * name).
+ */
+export interface EgressPart {
   outbound: readonly OutboundListenerIR[];
   clusters: readonly ClusterIR[];
   loadAssignments: readonly LoadAssignmentIR[];
   bound: readonly Bound[];
   /** Every warning raised, in order, duplicates included (replayed through `b.warn`). */
   warnings: readonly string[];
+  sorted: { outbound: readonly OutboundListenerIR[]; clusters: readonly ClusterIR[]; loadAssignments: readonly LoadAssignmentIR[] };
+}
+
+/** The egress part and its sharing key each IR was built with (when it was shared). */
+const EGRESS_OF = new WeakMap<ProxyIR, { key: string; part: EgressPart }>();
+
+/**
+ * The sharing key and egress part `ir` was built with, or undefined when its egress was built
+ * for it alone. The IR's outbound listeners are exactly `part.sorted.outbound`; its outbound
+ * clusters and load assignments include the part's, and may add more (extension providers).
+ */
+export function egressShareOf(ir: ProxyIR): { key: string; part: EgressPart } | undefined {
+  return EGRESS_OF.get(ir);
+}
+
+/** The egress part built for sharing key `key` from `snapshot`, if a proxy's build made it. */
+export function egressPartFor(snapshot: MeshSnapshot, key: string): EgressPart | undefined {
+  return EGRESS_PARTS.get(snapshot)?.get(key);
 }
 
 /** Built egress parts by snapshot and sharing key (src/push/outbound-share.ts); weakly held. */
@@ -611,7 +644,7 @@ const EGRESS_PARTS = new WeakMap<MeshSnapshot, Map<string, EgressPart>>();
  * other proxies' builders: the same listeners, clusters, load assignments, taken addresses and
  * warnings as building it would give.
  */
-function sharedEgress(b: Builder, services: readonly MeshService[], entries: readonly IstioEgressListener[], owner: string, rootNamespace: string): void {
+function sharedEgress(b: Builder, services: readonly MeshService[], entries: readonly IstioEgressListener[], owner: string, rootNamespace: string): { key: string; part: EgressPart } | undefined {
   const key = egressShareKey(b.snapshot, {
     namespace: b.proxy.namespace,
     rootNamespace,
@@ -625,7 +658,7 @@ function sharedEgress(b: Builder, services: readonly MeshService[], entries: rea
   });
   if (key === undefined) {
     egress(b, services, entries, owner);
-    return;
+    return undefined;
   }
   let parts = EGRESS_PARTS.get(b.snapshot);
   const have = parts?.get(key);
@@ -635,7 +668,7 @@ function sharedEgress(b: Builder, services: readonly MeshService[], entries: rea
     for (const la of have.loadAssignments) b.loadAssignments.set(la.clusterName, la);
     b.bound.push(...have.bound);
     for (const w of have.warnings) b.warn(w);
-    return;
+    return { key, part: have };
   }
   const clustersBefore = new Set(b.clusters.keys());
   const boundBefore = b.bound.length;
@@ -648,18 +681,26 @@ function sharedEgress(b: Builder, services: readonly MeshService[], entries: rea
     b.recorder = undefined;
   }
   const clusters = [...b.clusters.values()].filter((c) => !clustersBefore.has(c.name));
+  const outbound = b.outbound.slice(outboundBefore);
+  const loadAssignments = clusters.map((c) => b.loadAssignments.get(c.name)).filter((la): la is LoadAssignmentIR => la !== undefined);
   const part: EgressPart = {
-    outbound: b.outbound.slice(outboundBefore),
+    outbound,
     clusters,
-    loadAssignments: clusters.map((c) => b.loadAssignments.get(c.name)).filter((la): la is LoadAssignmentIR => la !== undefined),
+    loadAssignments,
     bound: b.bound.slice(boundBefore),
     warnings,
+    sorted: {
+      outbound: [...outbound].sort(byAddress),
+      clusters: [...clusters].sort(byName((c: ClusterIR) => c.name)),
+      loadAssignments: [...loadAssignments].sort(byName((l: LoadAssignmentIR) => l.clusterName)),
+    },
   };
   if (!parts) {
     parts = new Map();
     EGRESS_PARTS.set(b.snapshot, parts);
   }
   parts.set(key, part);
+  return { key, part };
 }
 
 function egress(b: Builder, services: readonly MeshService[], entries: readonly IstioEgressListener[], owner: string): void {

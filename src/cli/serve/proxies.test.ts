@@ -202,6 +202,13 @@ describe('ProxyPusher push rounds', () => {
     const pusher = new ProxyPusher({ cache, current: () => registry.current(), extras: () => ({}), logger: silentLogger(), metrics: createControlPlaneMetrics() });
     const identities = Array.from({ length: 400 }, (_, i) => parseProxyNode(nodeOf(shape, i * 5), 'cluster.local'));
     for (const id of identities) pusher.connect(id);
+    const settle = async (version: number): Promise<void> => {
+      for (let i = 0; i < 1000 && (pusher.pushing() || pusher.list().some((p) => p.computedVersion !== version)); i++) await new Promise((r) => setImmediate(r));
+    };
+    // The first round after start: what later changes are diffed against (they take the
+    // endpoints-only path: only WorkloadEntries that are not the proxies' own change).
+    pusher.pushAll(registry.current());
+    await settle(registry.current().version);
     const move = (name: string, address: string): void => {
       const current = registry.current().resources;
       registry.setSource('file', current.map((r) => (r.kind === 'WorkloadEntry' && r.metadata.name === name ? { ...r, spec: { ...r.spec, address } } : r)));
@@ -214,12 +221,23 @@ describe('ProxyPusher push rounds', () => {
     move('we-31', '198.19.0.2');
     pusher.pushAll(registry.current());
     const last = registry.current();
-    for (let i = 0; i < 1000 && pusher.list().some((p) => p.computedVersion !== last.version); i++) await new Promise((r) => setImmediate(r));
-    assert.ok(pusher.list().every((p) => p.computedVersion === last.version), 'every proxy reaches the newest snapshot');
-    for (const id of identities) {
-      const expected = translateEnvoy(buildProxyIR(last, id, {}));
-      assert.deepEqual(versions(cache.getSnapshot(id.nodeId)?.resources ?? new Map()), versions(expected.resources), id.nodeId);
-    }
+    await settle(last.version);
+    const check = (snapshot: MeshSnapshot): void => {
+      assert.ok(pusher.list().every((p) => p.computedVersion === snapshot.version), 'every proxy reaches the newest snapshot');
+      for (const id of identities) {
+        const expected = translateEnvoy(buildProxyIR(snapshot, id, {}));
+        assert.deepEqual(versions(cache.getSnapshot(id.nodeId)?.resources ?? new Map()), versions(expected.resources), id.nodeId);
+      }
+    };
+    check(last);
+    // A proxy's own WorkloadEntry changes its port: its inbound side changes (not only endpoints).
+    const current = registry.current().resources;
+    registry.setSource('file', current.map((r) => (r.kind === 'WorkloadEntry' && r.metadata.name === 'we-5' ? { ...r, spec: { ...r.spec, ports: { http: 9181 } } } : r)));
+    registry.flush();
+    pusher.pushAll(registry.current());
+    await settle(registry.current().version);
+    check(registry.current());
+    assert.ok(JSON.stringify(versions(cache.getSnapshot(identities[1]!.nodeId)?.resources ?? new Map())).includes('_9181'), 'we-5 has its inbound listener on the new port');
     pusher.stop();
     registry.close();
   });

@@ -27,7 +27,7 @@ import type { MeshResource } from '../../resources/types.js';
 import { sameResource } from '../../resources/equal.js';
 import type { ClusterIR, ProxyIdentity, ProxyIR } from '../../ir/types.js';
 import { validate } from '../../ir/validate.js';
-import { buildProxyIR, type BuildExtras } from '../../push/index.js';
+import { buildProxyIR, egressPartFor, egressShareOf, type BuildExtras } from '../../push/index.js';
 import { translateEnvoy, type EnvoyTranslation } from '../../translate/envoy/index.js';
 import { isGrpcNode, translateGrpc } from '../../translate/grpc/index.js';
 import type { SnapshotCache } from '../../xds/cache/index.js';
@@ -49,12 +49,6 @@ export interface SharedTranslationStats {
   whole: number;
   /** Cached outbound parts. */
   entries: number;
-}
-
-/** The identity placed in an outbound part: only the trust domain is read by its translation. */
-function neutralProxy(ir: ProxyIR): ProxyIR['proxy'] {
-  const td = ir.proxy.trustDomain;
-  return { nodeId: '', ip: '0.0.0.0', namespace: '', serviceAccount: '', labels: {}, trustDomain: td, spiffeId: '' };
 }
 
 /**
@@ -196,22 +190,39 @@ export class SharedTranslator {
    */
   translate(ir: ProxyIR): EnvoyTranslation {
     const owner = ir.proxy.nodeId;
-    if (ir.loadAssignments.some((la) => la.endpoints.some((e) => e.hbone === true))) {
+    if (hasHboneEndpoints(ir.loadAssignments)) {
       this.release(owner);
       this.stats.whole += 1;
       return translateEnvoy(ir);
     }
-    const outboundPart: ProxyIR = {
-      proxy: neutralProxy(ir),
-      inbound: [],
-      outbound: ir.outbound,
-      clusters: ir.clusters.filter((c) => !isInbound(c)),
-      loadAssignments: ir.loadAssignments,
-      extAuthzProviders: [],
-      trustDomainAliases: ir.trustDomainAliases,
-      warnings: [],
-    };
+    const outboundPart = outboundPartOf(ir.proxy.trustDomain, ir.trustDomainAliases, ir.outbound, ir.clusters.filter((c) => !isInbound(c)), ir.loadAssignments);
     const ownPart: ProxyIR = { ...ir, outbound: [], clusters: ir.clusters.filter(isInbound), loadAssignments: [], warnings: [] };
+    const shared = this.sharedTranslation(owner, outboundPart);
+    // The own part is translated again only when it changed (the inbound side rarely does).
+    const ownKey = JSON.stringify(ownPart);
+    const before = this.ownOf.get(owner);
+    const own = before?.key === ownKey ? before.translation : translateEnvoy(ownPart);
+    this.ownOf.set(owner, { key: ownKey, translation: own });
+    const out = this.combine(owner, shared, own);
+    if (out) return out;
+    this.stats.whole += 1;
+    return translateEnvoy(ir);
+  }
+
+  /**
+   * The translation of proxy `nodeId` with a new outbound part (`outboundPart`: its outbound
+   * listeners, clusters and load assignments, as {@link translate} splits them) and the own part
+   * translated last time, or undefined when there is no own part on record or the two parts
+   * cannot be combined (then translate the whole IR with {@link translate}).
+   */
+  translateOutbound(nodeId: string, outboundPart: ProxyIR): EnvoyTranslation | undefined {
+    const own = this.ownOf.get(nodeId)?.translation;
+    if (!own || hasHboneEndpoints(outboundPart.loadAssignments)) return undefined;
+    return this.combine(nodeId, this.sharedTranslation(nodeId, outboundPart), own);
+  }
+
+  /** The shared translation of `outboundPart`, counted as used by `owner`. */
+  private sharedTranslation(owner: string, outboundPart: ProxyIR): EnvoyTranslation {
     const key = partKey(outboundPart, this.ids);
     let entry = this.cache.get(key);
     if (entry) this.stats.reused += 1;
@@ -225,12 +236,11 @@ export class SharedTranslator {
       this.releaseOutbound(owner);
       this.keyOf.set(owner, key);
     }
-    const shared = entry.translation;
-    // The own part is translated again only when it changed (the inbound side rarely does).
-    const ownKey = JSON.stringify(ownPart);
-    const before = this.ownOf.get(owner);
-    const own = before?.key === ownKey ? before.translation : translateEnvoy(ownPart);
-    this.ownOf.set(owner, { key: ownKey, translation: own });
+    return entry.translation;
+  }
+
+  /** Merges the shared and the own translation of `owner`; undefined when a name clashes. */
+  private combine(owner: string, shared: EnvoyTranslation, own: EnvoyTranslation): EnvoyTranslation | undefined {
     const resources = new Map<string, ReadonlyMap<string, VersionedResource>>();
     const last = this.mergedOf.get(owner);
     const mergedNow = new Map<string, MergedType>();
@@ -250,8 +260,7 @@ export class SharedTranslator {
       merged ??= merge(s, o);
       if (!merged) {
         this.mergedOf.delete(owner);
-        this.stats.whole += 1;
-        return translateEnvoy(ir);
+        return undefined;
       }
       mergedNow.set(typeUrl, { shared: s, own: o, merged });
       resources.set(typeUrl, merged);
@@ -273,6 +282,35 @@ export class SharedTranslator {
   }
 }
 
+/** Whether any endpoint is tunnelled over HBONE (its CONNECT originate listeners read the whole IR). */
+function hasHboneEndpoints(loadAssignments: ProxyIR['loadAssignments']): boolean {
+  return loadAssignments.some((la) => la.endpoints.some((e) => e.hbone === true));
+}
+
+/**
+ * The outbound part of a proxy's IR as {@link SharedTranslator} translates it: outbound
+ * listeners, outbound and external clusters, load assignments, and of the proxy only its trust
+ * domain (and the trust domain aliases).
+ */
+export function outboundPartOf(
+  trustDomain: string,
+  trustDomainAliases: readonly string[],
+  outbound: readonly ProxyIR['outbound'][number][],
+  clusters: readonly ProxyIR['clusters'][number][],
+  loadAssignments: readonly ProxyIR['loadAssignments'][number][],
+): ProxyIR {
+  return {
+    proxy: { nodeId: '', ip: '0.0.0.0', namespace: '', serviceAccount: '', labels: {}, trustDomain, spiffeId: '' },
+    inbound: [],
+    outbound: [...outbound],
+    clusters: [...clusters],
+    loadAssignments: [...loadAssignments],
+    extAuthzProviders: [],
+    trustDomainAliases: [...trustDomainAliases],
+    warnings: [],
+  };
+}
+
 /**
  * How long a push round computes before it yields to the event loop, in ms: responses computed so
  * far go out (and ACKs come in) while the remaining proxies wait, so the first proxies are not
@@ -287,13 +325,16 @@ const SLICE_MS = 10;
  * snapshot, and those it affects are added.
  */
 export class ProxyPusher {
-  private readonly proxies = new Map<string, { identity: ProxyIdentity; streams: number; computedVersion: number; grpc?: boolean; deps?: ProxyDependencies }>();
+  private readonly proxies = new Map<string, ConnectedProxy>();
   /** The snapshot of the last {@link pushAll}, to diff the next one against. */
   private last: MeshSnapshot | undefined;
   private readonly warned = new Set<string>();
   private readonly translator = new SharedTranslator();
-  /** Proxies to recompute in the running push round (see {@link runSlice}). */
-  private readonly pending = new Set<string>();
+  /**
+   * Proxies to recompute in the running push round (see {@link runSlice}), each with whether it
+   * needs a whole recomputation (true) or only its outbound part may have changed (false).
+   */
+  private readonly pending = new Map<string, boolean>();
   private readonly round: { snapshot?: MeshSnapshot; scope: string; timer?: NodeJS.Immediate; started?: bigint; recomputed: number } = { scope: 'all', recomputed: 0 };
 
   constructor(
@@ -342,11 +383,13 @@ export class ProxyPusher {
     this.last = snapshot;
     for (const [nodeId, p] of this.proxies) {
       // A proxy still waiting from the previous round is recomputed whatever this change is.
-      if (!this.pending.has(nodeId) && change && p.deps && !affects(change, p.identity, p.deps)) {
+      const waiting = this.pending.get(nodeId);
+      if (waiting === undefined && change && p.deps && !affects(change, p.identity, p.deps)) {
         p.computedVersion = snapshot.version;
         continue;
       }
-      this.pending.add(nodeId);
+      const whole = !change || change.all || !p.deps || affectsOwn(change, p.identity, p.deps);
+      this.pending.set(nodeId, (waiting ?? false) || whole);
     }
     this.round.snapshot = snapshot;
     this.round.scope = change ? (change.all ? 'all' : 'workloads') : 'forced';
@@ -355,6 +398,11 @@ export class ProxyPusher {
       this.round.recomputed = 0;
       this.runSlice();
     }
+  }
+
+  /** Whether a push round is in progress (proxies are waiting to be recomputed). */
+  pushing(): boolean {
+    return this.pending.size > 0;
   }
 
   /** Stops a push round in progress (the control plane is shutting down). */
@@ -374,12 +422,12 @@ export class ProxyPusher {
     const snapshot = this.round.snapshot;
     if (!snapshot) return;
     const deadline = performance.now() + SLICE_MS;
-    for (const nodeId of this.pending) {
+    for (const [nodeId, whole] of this.pending) {
       this.pending.delete(nodeId);
       const p = this.proxies.get(nodeId);
       if (p) {
         this.round.recomputed += 1;
-        this.push(p.identity, snapshot);
+        if (whole || !this.pushOutbound(p, snapshot)) this.push(p.identity, snapshot);
       }
       if (performance.now() >= deadline) break;
     }
@@ -401,36 +449,89 @@ export class ProxyPusher {
     return [...this.proxies.values()].map((p) => ({ nodeId: p.identity.nodeId, spiffeId: p.identity.spiffeId, streams: p.streams, computedVersion: p.computedVersion }));
   }
 
+  /**
+   * The endpoints-only path (a change made only of WorkloadEntries that are not the proxy's own):
+   * the proxy keeps its own part and takes the outbound part built for its sharing key from
+   * `snapshot` (src/push/outbound-share.ts) by the first proxy of that key recomputed in the
+   * round. False when it does not apply (then the proxy is recomputed whole): a proxyless
+   * client, an IR with more than the shared egress part, no part built for the key yet, HBONE
+   * endpoints, or a name clash.
+   */
+  private pushOutbound(p: ConnectedProxy, snapshot: MeshSnapshot): boolean {
+    if (p.grpc || p.shareKey === undefined || !p.deps) return false;
+    const part = egressPartFor(snapshot, p.shareKey);
+    if (!part) return false;
+    const { identity } = p;
+    const aliases = [...new Set(this.deps.extras().meshConfig?.trustDomainAliases ?? [])].filter((td) => td !== identity.trustDomain);
+    const out = this.translator.translateOutbound(identity.nodeId, outboundPartOf(identity.trustDomain, aliases, part.sorted.outbound, part.sorted.clusters, part.sorted.loadAssignments));
+    if (!out) return false;
+    try {
+      this.deps.cache.setSnapshot(identity.nodeId, { resources: out.resources, references: out.references });
+    } catch {
+      return false;
+    }
+    this.warn(identity.nodeId, [...part.warnings, ...out.warnings], snapshot.version);
+    const hosts = new Set<string>();
+    for (const c of part.clusters) if (c.direction === 'outbound') hosts.add(c.host);
+    p.computedVersion = snapshot.version;
+    p.deps = { hosts, ...(p.deps.workload !== undefined ? { workload: p.deps.workload } : {}) };
+    return true;
+  }
+
+  /** Logs each warning once per proxy. */
+  private warn(nodeId: string, warnings: readonly string[], version: number): void {
+    for (const w of warnings) {
+      const key = `${nodeId}|${w}`;
+      if (this.warned.has(key)) continue;
+      this.warned.add(key);
+      this.deps.logger.warn({ node: nodeId, snapshot: version }, w);
+    }
+  }
+
   private push(identity: ProxyIdentity, snapshot: MeshSnapshot): void {
-    const log = this.deps.logger.child({ node: identity.nodeId });
     // Until this push succeeds the proxy's config is older than `snapshot`: without dependencies
     // it is recomputed on every change (never skipped as unaffected).
-    const pending = this.proxies.get(identity.nodeId);
-    if (pending) delete pending.deps;
+    const entry = this.proxies.get(identity.nodeId);
+    if (entry) {
+      delete entry.deps;
+      delete entry.shareKey;
+    }
     try {
       const ir = buildProxyIR(snapshot, identity, this.deps.extras());
       const errors = validate(ir);
       if (errors.length > 0) {
-        log.error({ errors, snapshot: snapshot.version }, 'proxy config invalid; keeping the last good config');
+        this.deps.logger.error({ node: identity.nodeId, errors, snapshot: snapshot.version }, 'proxy config invalid; keeping the last good config');
         return;
       }
-      const out = this.proxies.get(identity.nodeId)?.grpc ? translateGrpc(ir) : this.translator.translate(ir);
-      for (const w of [...ir.warnings, ...out.warnings]) {
-        const key = `${identity.nodeId}|${w}`;
-        if (this.warned.has(key)) continue;
-        this.warned.add(key);
-        log.warn({ snapshot: snapshot.version }, w);
-      }
+      const out = entry?.grpc ? translateGrpc(ir) : this.translator.translate(ir);
+      this.warn(identity.nodeId, [...ir.warnings, ...out.warnings], snapshot.version);
       this.deps.cache.setSnapshot(identity.nodeId, { resources: out.resources, references: out.references });
-      const entry = this.proxies.get(identity.nodeId);
       if (entry) {
         entry.computedVersion = snapshot.version;
         entry.deps = dependenciesOf(ir);
+        // Later endpoint-only changes may take the endpoints-only path when the IR is its own
+        // part plus exactly the shared egress part.
+        const share = entry.grpc ? undefined : egressShareOf(ir);
+        const outboundClusters = ir.clusters.length - ir.clusters.filter(isInbound).length;
+        if (share && outboundClusters === share.part.clusters.length && ir.loadAssignments.length === share.part.loadAssignments.length) entry.shareKey = share.key;
       }
     } catch (err) {
-      log.error({ err, snapshot: snapshot.version }, 'computing proxy config failed; keeping the last good config');
+      this.deps.logger.error({ node: identity.nodeId, err, snapshot: snapshot.version }, 'computing proxy config failed; keeping the last good config');
     }
   }
+}
+
+/** A proxy with at least one open ADS stream. */
+interface ConnectedProxy {
+  identity: ProxyIdentity;
+  streams: number;
+  /** The registry snapshot version its configuration was computed from (-1: none yet). */
+  computedVersion: number;
+  /** A proxyless gRPC client (translated by src/translate/grpc). */
+  grpc?: boolean;
+  deps?: ProxyDependencies;
+  /** Its egress sharing key, when its IR is its own part plus exactly the shared egress part. */
+  shareKey?: string;
 }
 
 /** What a proxy's configuration was computed from, beyond mesh-wide resources. */
@@ -487,6 +588,16 @@ export function registryChange(prev: MeshSnapshot, next: MeshSnapshot): Registry
     if (change.all) return change;
   }
   return change;
+}
+
+/**
+ * True when `change` touches the proxy itself (its own WorkloadEntry, or a workload at its address),
+ * not only the endpoints of services it routes to.
+ */
+export function affectsOwn(change: RegistryChange, identity: ProxyIdentity, deps: ProxyDependencies): boolean {
+  if (change.addresses.has(identity.ip)) return true;
+  if (deps.workload !== undefined && change.workloads.has(deps.workload)) return true;
+  return identity.workloadName !== undefined && change.workloads.has(`${identity.namespace}/${identity.workloadName}`);
 }
 
 /** True when `change` can alter the configuration of the proxy `identity` computed with `deps`. */
