@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { pino } from 'pino';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_SHAPE, writeMesh, workloadInfo, type MeshShape } from '../../../bench/fanout/mesh.js';
 import { silentLogger } from '../../observability/logger.js';
@@ -199,16 +200,16 @@ describe('ProxyPusher push rounds', () => {
     registry.setSource('file', loaded.resources);
     registry.flush();
     const cache = createSnapshotCache({ logger: silentLogger() });
-    const pusher = new ProxyPusher({ cache, current: () => registry.current(), extras: () => ({}), logger: silentLogger(), metrics: createControlPlaneMetrics() });
+    const rounds: Array<{ recomputed: number; endpointsOnly: number }> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void (line.includes('"proxies recomputed"') && rounds.push(JSON.parse(line) as { recomputed: number; endpointsOnly: number })) });
+    // No round before the proxies connect (as when the registry published before the pusher
+    // subscribed): the first change is diffed against what they were computed from.
+    const pusher = new ProxyPusher({ cache, current: () => registry.current(), extras: () => ({}), logger, metrics: createControlPlaneMetrics() });
     const identities = Array.from({ length: 400 }, (_, i) => parseProxyNode(nodeOf(shape, i * 5), 'cluster.local'));
     for (const id of identities) pusher.connect(id);
     const settle = async (version: number): Promise<void> => {
       for (let i = 0; i < 1000 && (pusher.pushing() || pusher.list().some((p) => p.computedVersion !== version)); i++) await new Promise((r) => setImmediate(r));
     };
-    // The first round after start: what later changes are diffed against (they take the
-    // endpoints-only path: only WorkloadEntries that are not the proxies' own change).
-    pusher.pushAll(registry.current());
-    await settle(registry.current().version);
     const move = (name: string, address: string): void => {
       const current = registry.current().resources;
       registry.setSource('file', current.map((r) => (r.kind === 'WorkloadEntry' && r.metadata.name === name ? { ...r, spec: { ...r.spec, address } } : r)));
@@ -230,6 +231,7 @@ describe('ProxyPusher push rounds', () => {
       }
     };
     check(last);
+    assert.ok(rounds.length > 0 && rounds.every((r) => r.endpointsOnly > 0), `endpoint changes take the endpoints-only path: ${JSON.stringify(rounds)}`);
     // A proxy's own WorkloadEntry changes its port: its inbound side changes (not only endpoints).
     const current = registry.current().resources;
     registry.setSource('file', current.map((r) => (r.kind === 'WorkloadEntry' && r.metadata.name === 'we-5' ? { ...r, spec: { ...r.spec, ports: { http: 9181 } } } : r)));

@@ -335,7 +335,7 @@ export class ProxyPusher {
    * needs a whole recomputation (true) or only its outbound part may have changed (false).
    */
   private readonly pending = new Map<string, boolean>();
-  private readonly round: { snapshot?: MeshSnapshot; scope: string; timer?: NodeJS.Immediate; started?: bigint; recomputed: number } = { scope: 'all', recomputed: 0 };
+  private readonly round: { snapshot?: MeshSnapshot; scope: string; timer?: NodeJS.Immediate; started?: bigint; recomputed: number; endpointsOnly: number } = { scope: 'all', recomputed: 0, endpointsOnly: 0 };
 
   constructor(
     private readonly deps: {
@@ -356,7 +356,11 @@ export class ProxyPusher {
     const entry = this.proxies.get(identity.nodeId);
     if (entry) entry.streams += 1;
     else this.proxies.set(identity.nodeId, { identity, streams: 1, computedVersion: -1, ...(isGrpcNode(metadata) ? { grpc: true } : {}) });
-    this.push(identity, this.deps.current());
+    const snapshot = this.deps.current();
+    // The next round diffs against what this proxy was computed from (a registry that published
+    // before the pusher was subscribed has given it no round yet).
+    this.last ??= snapshot;
+    this.push(identity, snapshot);
   }
 
   /** A stream closed; the node's snapshot is dropped with its last stream. */
@@ -396,6 +400,7 @@ export class ProxyPusher {
     if (this.round.timer === undefined && this.round.started === undefined) {
       this.round.started = process.hrtime.bigint();
       this.round.recomputed = 0;
+      this.round.endpointsOnly = 0;
       this.runSlice();
     }
   }
@@ -427,7 +432,8 @@ export class ProxyPusher {
       const p = this.proxies.get(nodeId);
       if (p) {
         this.round.recomputed += 1;
-        if (whole || !this.pushOutbound(p, snapshot)) this.push(p.identity, snapshot);
+        if (!whole && this.pushOutbound(p, snapshot)) this.round.endpointsOnly += 1;
+        else this.push(p.identity, snapshot);
       }
       if (performance.now() >= deadline) break;
     }
@@ -437,7 +443,10 @@ export class ProxyPusher {
     }
     const started = this.round.started ?? process.hrtime.bigint();
     this.round.started = undefined;
-    this.deps.logger.debug({ snapshot: snapshot.version, proxies: this.proxies.size, recomputed: this.round.recomputed, scope: this.round.scope }, 'proxies recomputed');
+    this.deps.logger.debug(
+      { snapshot: snapshot.version, proxies: this.proxies.size, recomputed: this.round.recomputed, endpointsOnly: this.round.endpointsOnly, scope: this.round.scope },
+      'proxies recomputed',
+    );
     this.deps.metrics.pushSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
 
