@@ -64,6 +64,18 @@ function sameResourceSet(a: readonly MeshResource[], b: readonly MeshResource[])
   return byKey.size === 0;
 }
 
+/** `resourceKey` of each resource object a source handed in (sources hand in the same objects again). */
+const KEYS = new WeakMap<MeshResource, string>();
+
+function keyOf(r: MeshResource): string {
+  let key = KEYS.get(r);
+  if (key === undefined) {
+    key = resourceKey(r);
+    KEYS.set(r, key);
+  }
+  return key;
+}
+
 /** Creates a registry; its first snapshot (version 0) is empty. */
 export function createRegistry(opts: RegistryOptions): Registry {
   const { logger } = opts;
@@ -78,7 +90,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
    * The snapshot's copy of each resource object a source handed in: a source that hands in the
    * same object again (an unchanged file, an unchanged API resource) is not compared field by field.
    */
-  let copyOf = new WeakMap<MeshResource, MeshResource>();
+  const copyOf = new WeakMap<MeshResource, MeshResource>();
   let timer: NodeJS.Timeout | undefined;
   let pendingSince: number | undefined;
   let closed = false;
@@ -88,7 +100,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
     const owner = new Map<string, string>();
     for (const [source, resources] of sources) {
       for (const r of resources) {
-        const key = resourceKey(r);
+        const key = keyOf(r);
         const first = owner.get(key);
         if (first !== undefined) {
           logger.warn({ key, kept: first, ignored: source }, `conflict: ${key} is defined by source ${first} and source ${source}; keeping ${first}`);
@@ -110,21 +122,23 @@ export function createRegistry(opts: RegistryOptions): Registry {
     const changedKeys = new Set<string>();
     const changedKinds = new Set<string>();
     const next: MeshResource[] = [];
-    const copies = new WeakMap<MeshResource, MeshResource>();
     for (const [key, r] of merged) {
       const old = previous.get(key);
-      if (old && (copyOf.get(r) === old || sameResource(old, r))) {
+      if (old && copyOf.get(r) === old) {
         next.push(old);
-        copies.set(r, old);
+        continue;
+      }
+      if (old && sameResource(old, r)) {
+        next.push(old);
+        copyOf.set(r, old);
         continue;
       }
       changedKeys.add(key);
       changedKinds.add(r.kind);
       const copy = structuredClone(r);
       next.push(copy);
-      copies.set(r, copy);
+      copyOf.set(r, copy);
     }
-    copyOf = copies;
     for (const [key, old] of previous) {
       if (!merged.has(key)) {
         changedKeys.add(key);

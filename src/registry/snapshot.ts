@@ -72,6 +72,18 @@ function indexByHosts<T>(items: readonly T[], hosts: (t: T) => readonly string[]
   return freezeMap(out as Map<string, readonly T[]>);
 }
 
+/** `resourceKey` of each resource object put in a snapshot (frozen there, so the key cannot change). */
+const KEYS = new WeakMap<MeshResource, string>();
+
+function keyOfFrozen(r: MeshResource): string {
+  let key = KEYS.get(r);
+  if (key === undefined) {
+    key = resourceKey(r);
+    if (Object.isFrozen(r)) KEYS.set(r, key);
+  }
+  return key;
+}
+
 /** Effective labels of each WorkloadEntry object (frozen, so unchanged from one snapshot to the next). */
 const WORKLOAD_LABELS = new WeakMap<WorkloadEntry, Readonly<Record<string, string>>>();
 
@@ -92,22 +104,65 @@ function labelsOfWorkload(we: WorkloadEntry): Readonly<Record<string, string>> {
  */
 export function buildSnapshot(version: number, resources: readonly MeshResource[]): MeshSnapshot {
   // Sort by key with each key computed once (not once per comparison).
-  const keyed = resources.map((r) => ({ key: resourceKey(r), r }));
+  const keyed = resources.map((r) => ({ key: keyOfFrozen(r), r }));
   keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const sorted = keyed.map((x) => x.r);
-  for (const r of sorted) deepFreeze(r);
-  const workloadEntries = sorted.filter((r): r is WorkloadEntry => r.kind === 'WorkloadEntry');
-  const workloadGroups = sorted.filter((r): r is WorkloadGroup => r.kind === 'WorkloadGroup');
-  const serviceEntries = sorted.filter((r): r is ServiceEntry => r.kind === 'ServiceEntry');
-  const sidecars = sorted.filter((r): r is Sidecar => r.kind === 'Sidecar');
-  const peerAuthentications = sorted.filter((r): r is PeerAuthentication => r.kind === 'PeerAuthentication');
-  const authorizationPolicies = sorted.filter((r): r is AuthorizationPolicy => r.kind === 'AuthorizationPolicy');
-  const requestAuthentications = sorted.filter((r): r is RequestAuthentication => r.kind === 'RequestAuthentication');
-
-  const destinationRules = sorted.filter((r): r is DestinationRule => r.kind === 'DestinationRule').sort(comparePrecedence);
-  const virtualServices = sorted.filter((r): r is VirtualService => r.kind === 'VirtualService').sort(comparePrecedence);
-  const httpRoutes = sorted.filter((r): r is HTTPRoute => r.kind === 'HTTPRoute').sort(comparePrecedence);
-  const grpcRoutes = sorted.filter((r): r is GRPCRoute => r.kind === 'GRPCRoute').sort(comparePrecedence);
+  // One pass: freeze and split by kind (in key order).
+  const workloadEntries: WorkloadEntry[] = [];
+  const workloadGroups: WorkloadGroup[] = [];
+  const serviceEntries: ServiceEntry[] = [];
+  const sidecars: Sidecar[] = [];
+  const peerAuthentications: PeerAuthentication[] = [];
+  const authorizationPolicies: AuthorizationPolicy[] = [];
+  const requestAuthentications: RequestAuthentication[] = [];
+  const destinationRules: DestinationRule[] = [];
+  const virtualServices: VirtualService[] = [];
+  const httpRoutes: HTTPRoute[] = [];
+  const grpcRoutes: GRPCRoute[] = [];
+  for (const r of sorted) {
+    deepFreeze(r);
+    switch (r.kind) {
+      case 'WorkloadEntry':
+        workloadEntries.push(r);
+        break;
+      case 'WorkloadGroup':
+        workloadGroups.push(r);
+        break;
+      case 'ServiceEntry':
+        serviceEntries.push(r);
+        break;
+      case 'Sidecar':
+        sidecars.push(r);
+        break;
+      case 'PeerAuthentication':
+        peerAuthentications.push(r);
+        break;
+      case 'AuthorizationPolicy':
+        authorizationPolicies.push(r);
+        break;
+      case 'RequestAuthentication':
+        requestAuthentications.push(r);
+        break;
+      case 'DestinationRule':
+        destinationRules.push(r);
+        break;
+      case 'VirtualService':
+        virtualServices.push(r);
+        break;
+      case 'HTTPRoute':
+        httpRoutes.push(r);
+        break;
+      case 'GRPCRoute':
+        grpcRoutes.push(r);
+        break;
+      default:
+        break;
+    }
+  }
+  destinationRules.sort(comparePrecedence);
+  virtualServices.sort(comparePrecedence);
+  httpRoutes.sort(comparePrecedence);
+  grpcRoutes.sort(comparePrecedence);
   const serviceEntryByName = new Map(serviceEntries.map((se) => [namespacedName(se), se]));
   const lookupServiceEntry = (ns: string, name: string): ServiceEntry | undefined => serviceEntryByName.get(`${ns}/${name}`);
 
