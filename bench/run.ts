@@ -198,6 +198,8 @@ interface FanoutRunHeadline {
   skiffP99Ms: number;
   baselineP99Ms: number | null;
   p99Ratio: number | null;
+  /** Push-to-ACK ratio: Skiff from "registry snapshot published" over the baseline from its command. */
+  p99FromSnapshotRatio: number | null;
   skiffP99FromSnapshotMs: number | null;
   skiffP99FromFileWriteMs: number | null;
   skiffRssPerProxyMb: number;
@@ -220,6 +222,7 @@ function fanoutHeadline(json: unknown): Record<string, unknown> {
     skiffP99Ms: Number(pick(r, 'skiff.change.p99')),
     baselineP99Ms: num(r, 'baseline.change.p99'),
     p99Ratio: num(r, 'ratios.p99'),
+    p99FromSnapshotRatio: num(r, 'ratios.p99FromSnapshot'),
     skiffP99FromSnapshotMs: num(r, 'skiff.changeFromSnapshot.p99'),
     skiffP99FromFileWriteMs: num(r, 'skiff.changeFromFileWrite.p99'),
     skiffRssPerProxyMb: Number(pick(r, 'skiff.rssPerProxyMb')),
@@ -227,7 +230,7 @@ function fanoutHeadline(json: unknown): Record<string, unknown> {
     rssPerProxyRatio: num(r, 'ratios.rssPerProxy'),
   }));
   return {
-    clock: 'Skiff: from the HTTP API request; baseline: from its change command (see clocks in the file)',
+    clock: 'skiffP99Ms/p99Ratio: Skiff from the HTTP API request; skiffP99FromSnapshotMs/p99FromSnapshotRatio: Skiff from the push (registry snapshot published); baseline from its change command (see clocks in the file)',
     complete: pick(json, 'complete'),
     runs: rows,
     failed: pick(json, 'failed'),

@@ -129,8 +129,11 @@ export type PassResult = Omit<ServerResult, 'holds'>;
 
 /** Skiff / baseline. */
 export interface Ratios {
+  /** Skiff's p99 from the API request over the baseline's p99 from its change command. */
   p99: number;
   p50: number;
+  /** Skiff's p99 from "registry snapshot published" (the push) over the baseline's p99 (push-to-ACK on both sides). */
+  p99FromSnapshot: number | null;
   rssPerProxy: number;
   changeCpu: number;
 }
@@ -240,6 +243,7 @@ export function ratiosOf(skiff: PassResult, baseline: PassResult): Ratios {
   return {
     p99: r(skiff.change.p99, baseline.change.p99),
     p50: r(skiff.change.p50, baseline.change.p50),
+    p99FromSnapshot: skiff.changeFromSnapshot ? r(skiff.changeFromSnapshot.p99, baseline.change.p99) : null,
     rssPerProxy: r(skiff.rssPerProxyMb, baseline.rssPerProxyMb),
     changeCpu: r(skiff.changeCpuSeconds, Math.max(0.01, baseline.changeCpuSeconds)),
   };

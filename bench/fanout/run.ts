@@ -36,8 +36,18 @@ export interface FanoutReport {
   runs: FanoutResult[];
   /** Runs that could not complete, with the reason. */
   failed: { proxies: number; mode: string; scenario: string; error: string }[];
-  /** Issue 9 §2 targets, judged on the runs with the most proxies (`null`: not measured). */
-  targets: { p99Under1s: boolean | null; p99AtMost1_5xBaseline: boolean | null; memoryUnder0_3MbPerProxy: boolean | null };
+  /**
+   * Issue 9 §2 targets, judged on the runs with 2,000 proxies (`null`: not measured). The p99
+   * targets are judged twice: push-to-ACK (Skiff's clock at "registry snapshot published", the
+   * baseline's at its SetSnapshot command: both start when the new configuration is handed to the
+   * xDS side) and from the HTTP API request (Skiff also pays its source: API, durable commit,
+   * the registry's 100 ms debounce and snapshot; the baseline has no source).
+   */
+  targets: {
+    pushToAck: { p99Under1s: boolean | null; p99AtMost1_5xBaseline: boolean | null };
+    fromApiRequest: { p99Under1s: boolean | null; p99AtMost1_5xBaseline: boolean | null };
+    memoryUnder0_3MbPerProxy: boolean | null;
+  };
 }
 
 function list<T extends string>(value: string, allowed: readonly T[], what: string): T[] {
@@ -97,8 +107,14 @@ export async function main(argv: string[]): Promise<FanoutReport> {
       runs,
       failed,
       targets: {
-        p99Under1s: top === 2000 ? all(atTop, (r) => r.skiff.change.p99 < 1000 && r.skiff.change.acked === r.skiff.change.expected) : null,
-        p99AtMost1_5xBaseline: top === 2000 ? all(atTop, (r) => (r.ratios ? r.ratios.p99 <= 1.5 : null)) : null,
+        pushToAck: {
+          p99Under1s: top === 2000 ? all(atTop, (r) => (r.skiff.changeFromSnapshot ? r.skiff.changeFromSnapshot.p99 < 1000 && r.skiff.changeFromSnapshot.acked === r.skiff.changeFromSnapshot.expected : null)) : null,
+          p99AtMost1_5xBaseline: top === 2000 ? all(atTop, (r) => (r.ratios?.p99FromSnapshot != null ? r.ratios.p99FromSnapshot <= 1.5 : null)) : null,
+        },
+        fromApiRequest: {
+          p99Under1s: top === 2000 ? all(atTop, (r) => r.skiff.change.p99 < 1000 && r.skiff.change.acked === r.skiff.change.expected) : null,
+          p99AtMost1_5xBaseline: top === 2000 ? all(atTop, (r) => (r.ratios ? r.ratios.p99 <= 1.5 : null)) : null,
+        },
         memoryUnder0_3MbPerProxy: top === 2000 ? all(atTop, (r) => r.skiff.rssPerProxyMb < 0.3) : null,
       },
     };
