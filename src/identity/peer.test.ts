@@ -175,3 +175,21 @@ describe('subjectAltName as Node.js prints it', () => {
     assert.deepEqual(uriSans(new Uint8Array(cert.rawData)), ['spiffe://cluster.local/ns/demo/sa/web', 'https://example.test/a, URI:spiffe://cluster.local/ns/x/sa/y']);
   });
 });
+
+describe('a certificate whose subjectAltName cannot be parsed', () => {
+  it('is refused with PeerAuthError (a 401 for the API), not a TypeError', async () => {
+    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const keys = await crypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '02',
+      name: 'CN=bad-san',
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 3_600_000),
+      keys,
+      signingAlgorithm: alg,
+      // subjectAltName (2.5.29.17) whose value is not GeneralNames: an INTEGER.
+      extensions: [new x509.Extension('2.5.29.17', false, Uint8Array.from([0x02, 0x01, 0x05]))],
+    });
+    assert.throws(() => uriSans(new Uint8Array(cert.rawData)), PeerAuthError);
+  });
+});

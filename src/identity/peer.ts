@@ -94,7 +94,9 @@ export function parseSubjectAltName(text: string): Array<{ type: string; value: 
 
 /** The URI SANs of a parsed certificate (empty if it has no subjectAltName extension). */
 export function uriSansOf(cert: X509Certificate): string[] {
-  const text = cert.subjectAltName;
+  const text: string | null | undefined = cert.subjectAltName;
+  // Node.js gives null when the extension is present but cannot be parsed.
+  if (text === null) throw new PeerAuthError('cannot parse certificate subjectAltName');
   if (text === undefined || text === '') return [];
   return parseSubjectAltName(text)
     .filter((e) => e.type === 'URI')

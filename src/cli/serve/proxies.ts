@@ -20,6 +20,7 @@
  * is not used: endpoints tunnelled over HBONE (their CONNECT originate listeners read the whole
  * IR), or a resource name produced by both parts with different content.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from '../../observability/logger.js';
 import type { ControlPlaneMetrics } from '../../observability/metrics.js';
 import type { MeshSnapshot } from '../../registry/types.js';
@@ -52,7 +53,7 @@ export interface SharedTranslationStats {
 }
 
 /**
- * Content ids of IR objects: equal JSON gets an equal id (ids are never reused), cached per object,
+ * Content ids of IR objects: equal JSON (by its SHA-256) gets an equal id (ids are never reused), cached per object,
  * so shared objects (src/push/outbound-share.ts) are serialised once. `ids` forgets old contents
  * past a bound; an object seen again after that gets a new id, which costs a translation, never a
  * wrong answer.
@@ -65,12 +66,13 @@ class ContentIds {
   of(o: object): number {
     let id = this.byObject.get(o);
     if (id === undefined) {
-      const json = JSON.stringify(o);
-      id = this.ids.get(json);
+      // A digest of the JSON, not the JSON: the table holds ~100 bytes per distinct content.
+      const digest = createHash('sha256').update(JSON.stringify(o)).digest('base64');
+      id = this.ids.get(digest);
       if (id === undefined) {
         if (this.ids.size >= 200_000) this.ids = new Map();
         id = this.next++;
-        this.ids.set(json, id);
+        this.ids.set(digest, id);
       }
       this.byObject.set(o, id);
     }
@@ -335,6 +337,8 @@ export class ProxyPusher {
    * needs a whole recomputation (true) or only its outbound part may have changed (false).
    */
   private readonly pending = new Map<string, boolean>();
+  /** Egress parts that passed validate() as part of a whole IR (see {@link pushOutbound}). */
+  private readonly validParts = new WeakSet<object>();
   private readonly round: { snapshot?: MeshSnapshot; scope: string; timer?: NodeJS.Immediate; started?: bigint; recomputed: number; endpointsOnly: number } = { scope: 'all', recomputed: 0, endpointsOnly: 0 };
 
   constructor(
@@ -427,15 +431,21 @@ export class ProxyPusher {
     const snapshot = this.round.snapshot;
     if (!snapshot) return;
     const deadline = performance.now() + SLICE_MS;
-    for (const [nodeId, whole] of this.pending) {
-      this.pending.delete(nodeId);
-      const p = this.proxies.get(nodeId);
-      if (p) {
-        this.round.recomputed += 1;
-        if (!whole && this.pushOutbound(p, snapshot)) this.round.endpointsOnly += 1;
-        else this.push(p.identity, snapshot);
+    try {
+      for (const [nodeId, whole] of this.pending) {
+        this.pending.delete(nodeId);
+        const p = this.proxies.get(nodeId);
+        if (p) {
+          this.round.recomputed += 1;
+          if (!whole && this.pushOutbound(p, snapshot)) this.round.endpointsOnly += 1;
+          else this.push(p.identity, snapshot);
+        }
+        if (performance.now() >= deadline) break;
       }
-      if (performance.now() >= deadline) break;
+    } catch (err) {
+      // push() and pushOutbound() catch their own errors; this is a last guard so that a round
+      // never stops half-way (no later round would start).
+      this.deps.logger.error({ err, snapshot: snapshot.version }, 'push round failed; continuing with the next proxies');
     }
     if (this.pending.size > 0) {
       this.round.timer = setImmediate(() => this.runSlice());
@@ -469,17 +479,18 @@ export class ProxyPusher {
   private pushOutbound(p: ConnectedProxy, snapshot: MeshSnapshot): boolean {
     if (p.grpc || p.shareKey === undefined || !p.deps) return false;
     const part = egressPartFor(snapshot, p.shareKey);
-    if (!part) return false;
+    // Only a part that passed validate() in the whole IR of the proxy that built it.
+    if (!part || !this.validParts.has(part)) return false;
     const { identity } = p;
-    const aliases = [...new Set(this.deps.extras().meshConfig?.trustDomainAliases ?? [])].filter((td) => td !== identity.trustDomain);
-    const out = this.translator.translateOutbound(identity.nodeId, outboundPartOf(identity.trustDomain, aliases, part.sorted.outbound, part.sorted.clusters, part.sorted.loadAssignments));
-    if (!out) return false;
     try {
+      const aliases = [...new Set(this.deps.extras().meshConfig?.trustDomainAliases ?? [])].filter((td) => td !== identity.trustDomain);
+      const out = this.translator.translateOutbound(identity.nodeId, outboundPartOf(identity.trustDomain, aliases, part.sorted.outbound, part.sorted.clusters, part.sorted.loadAssignments));
+      if (!out) return false;
       this.deps.cache.setSnapshot(identity.nodeId, { resources: out.resources, references: out.references });
+      this.warn(identity.nodeId, [...part.warnings, ...out.warnings], snapshot.version);
     } catch {
-      return false;
+      return false; // recomputed whole, which logs the error and keeps the last good config
     }
-    this.warn(identity.nodeId, [...part.warnings, ...out.warnings], snapshot.version);
     const hosts = new Set<string>();
     for (const c of part.clusters) if (c.direction === 'outbound') hosts.add(c.host);
     p.computedVersion = snapshot.version;
@@ -521,6 +532,7 @@ export class ProxyPusher {
         // Later endpoint-only changes may take the endpoints-only path when the IR is its own
         // part plus exactly the shared egress part.
         const share = entry.grpc ? undefined : egressShareOf(ir);
+        if (share) this.validParts.add(share.part);
         const outboundClusters = ir.clusters.length - ir.clusters.filter(isInbound).length;
         if (share && outboundClusters === share.part.clusters.length && ir.loadAssignments.length === share.part.loadAssignments.length) entry.shareKey = share.key;
       }

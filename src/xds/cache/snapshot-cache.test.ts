@@ -264,3 +264,20 @@ void describe('snapshot cache: delta watches', () => {
     assert.deepEqual(answers[0]?.resources, []);
   });
 });
+
+describe('named answers shared between nodes', () => {
+  it('a node asking for one name made of others joined by a newline does not change what another node with the same map gets', () => {
+    const cache = createSnapshotCache({ logger: silentLogger() });
+    const shared = base();
+    const other = 'sidecar~198.18.0.3~b.default~default.svc.cluster.local';
+    // Both nodes hold the same type maps (as proxies sharing an outbound part do).
+    cache.setSnapshot(NODE, shared);
+    cache.setSnapshot(other, shared);
+    const crafted = recorder();
+    cache.createWatch(NODE, { typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['a\nb'], versionInfo: '' }, crafted.respond);
+    assert.deepEqual(crafted.answers[0]?.names, []);
+    const honest = recorder();
+    cache.createWatch(other, { typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['a', 'b'], versionInfo: '' }, honest.respond);
+    assert.deepEqual(honest.answers[0]?.names, ['a', 'b']);
+  });
+});

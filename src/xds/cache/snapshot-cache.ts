@@ -186,7 +186,8 @@ export function createSnapshotCache(opts: SnapshotCacheOptions): SnapshotCache {
   const namedSets = new WeakMap<ReadonlyMap<string, VersionedResource>, Map<string, SortedSet>>();
   function namedSet(resources: ReadonlyMap<string, VersionedResource>, requested: readonly string[]): SortedSet {
     const names = [...new Set(requested)].sort();
-    const key = names.join('\n');
+    // Unambiguous whatever a name contains (names come from the client).
+    const key = JSON.stringify(names);
     let byNames = namedSets.get(resources);
     const have = byNames?.get(key);
     if (have) return have;

@@ -6,7 +6,7 @@
  * (envoy/service/discovery/v3/ads.proto) for @grpc/grpc-js.
  */
 import type { MethodDefinition } from '@grpc/grpc-js';
-import { messageType, type EncodedAny } from '../protos/loader.js';
+import { messageType, TypeUrl, type EncodedAny } from '../protos/loader.js';
 import type { XdsNode } from '../types.js';
 import { decodeNode, nodeToObject, type NodeObject } from './node.js';
 
@@ -103,8 +103,10 @@ export function encodeDiscoveryRequest(req: Partial<DiscoveryRequestMessage>): B
  * a resource encoded once by the translator is the same bytes on every stream.
  */
 export function encodeDiscoveryResponse(resp: DiscoveryResponseMessage): Buffer {
-  // Everything but the nonce (field 5, written last) is encoded once per resources array: the
-  // snapshot cache hands every stream that gets the same answer the same array.
+  // Everything but the nonce (field 5, written last) is encoded once per resources array for the
+  // types whose answers the snapshot cache shares between streams (named EDS and RDS answers from
+  // shared type maps). CDS and LDS answers are per proxy (their maps hold its inbound side too):
+  // caching those would keep a copy of each proxy's answer for as long as its snapshot lives.
   let prefix = PREFIXES.get(resp.resources);
   if (!prefix || prefix.versionInfo !== resp.versionInfo || prefix.typeUrl !== resp.typeUrl) {
     const plain: ResponseObject = {
@@ -114,7 +116,7 @@ export function encodeDiscoveryResponse(resp: DiscoveryResponseMessage): Buffer 
       typeUrl: resp.typeUrl,
     };
     prefix = { versionInfo: resp.versionInfo, typeUrl: resp.typeUrl, bytes: responseType().encode(plain).finish() };
-    PREFIXES.set(resp.resources, prefix);
+    if (SHARED_ANSWER_TYPES.has(resp.typeUrl)) PREFIXES.set(resp.resources, prefix);
   }
   if (resp.nonce === '') return toBuffer(prefix.bytes);
   const nonce = Buffer.from(resp.nonce, 'utf8');
@@ -132,6 +134,9 @@ export function encodeDiscoveryResponse(resp: DiscoveryResponseMessage): Buffer 
   out.set(nonce, at);
   return out;
 }
+
+/** Types whose answers are shared between streams (see {@link encodeDiscoveryResponse}). */
+const SHARED_ANSWER_TYPES: ReadonlySet<string> = new Set([TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration]);
 
 /** Tag of `DiscoveryResponse.nonce`: field 5, wire type 2 (length-delimited). */
 const NONCE_TAG = (5 << 3) | 2;
