@@ -20,7 +20,8 @@
  * so the check catches gross regressions (a 5x slower push fails it; a 2x slower push may pass),
  * not small ones: the fan-out benchmark is the measurement.
  *
- * Checked ratios: push-to-ACK p99 and control plane CPU for the change. Prints one JSON object.
+ * Checked ratios: p99 from the API request (the `change` clock, not push-to-ACK) and control plane
+ * CPU for the change. Prints one JSON object.
  * Needs Go (the baseline is built into bench/.build on first use).
  */
 import fs from 'node:fs';

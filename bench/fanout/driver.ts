@@ -49,7 +49,7 @@ export const API_WORKLOAD = { name: 'bench-api-we', address: '10.250.0.1' } as c
 export const CLOCKS = {
   skiffChange: 'Skiff `change`: from sending the HTTP PUT that creates a WorkloadEntry joining svc-0 (API validation, store commit, registry debounce and snapshot, push) to each proxy ACKing the new ClusterLoadAssignment of svc-0',
   skiffChangeFromSnapshot: 'Skiff `changeFromSnapshot`: the same ACKs from the "registry snapshot published" log time of that change (push only)',
-  skiffChangeFromFileWrite: "Skiff `changeFromFileWrite`: a second change, one WorkloadEntry of svc-0 moved by renaming a rewritten file into the file source's directory (whole-directory reload, debounce, push), from the rename to each ACK",
+  skiffChangeFromFileWrite: "Skiff `changeFromFileWrite`: a second change, one WorkloadEntry of svc-0 moved by renaming a rewritten file into the file source's directory (the file source re-parses the changed file and re-checks the whole set, its debounce and the registry's, push), from the rename to each ACK",
   baselineChange: 'baseline `change`: from the `change` command (SetSnapshot of the prepared post-change snapshots, which are what Skiff served after the API change) to each ACK',
 } as const;
 
@@ -265,7 +265,8 @@ export function publishedAfter(output: string, t0: number): number {
 
 /** Builds the Go baseline into bench/.build (module download from the Go proxy on a clean clone). */
 export function buildBaseline(): void {
-  const r = spawnSync('go', ['build', '-o', BASELINE_BIN, '.'], { cwd: path.join(REPO, 'bench', 'baseline'), stdio: ['ignore', 'inherit', 'inherit'] });
+  // Build output goes to stderr: stdout carries the benchmark's one JSON object.
+  const r = spawnSync('go', ['build', '-o', BASELINE_BIN, '.'], { cwd: path.join(REPO, 'bench', 'baseline'), stdio: ['ignore', 2, 2] });
   if (r.status !== 0) throw new Error(`go build of bench/baseline failed (status ${r.status})`);
 }
 
@@ -293,11 +294,11 @@ export function ensureBuild(log: (line: string) => void = (l) => process.stderr.
   const distNewest = newestMtime(path.join(REPO, 'dist', 'src'), (f) => f.endsWith('.js') || f.endsWith('.proto'));
   if (fs.existsSync(SKIFF_MAIN) && distNewest >= srcNewest) return { built: false };
   log('[fanout] building dist/ (npm run build): it is older than src/ or missing');
-  const r = spawnSync('npm', ['run', 'build'], { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
+  const r = spawnSync('npm', ['run', 'build'], { cwd: REPO, stdio: ['ignore', 2, 2] });
   let note: string | undefined;
   if (r.status !== 0) {
     // tsc emits despite type errors; the asset copy after it did not run, so run it here.
-    spawnSync(process.execPath, [path.join(REPO, 'scripts', 'copy-assets.mjs')], { cwd: REPO, stdio: 'inherit' });
+    spawnSync(process.execPath, [path.join(REPO, 'scripts', 'copy-assets.mjs')], { cwd: REPO, stdio: ['ignore', 2, 2] });
     note = `npm run build exited ${r.status}; the emitted dist/ was used`;
     log(`[fanout] ${note}`);
   }

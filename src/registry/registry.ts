@@ -103,7 +103,8 @@ export function createRegistry(opts: RegistryOptions): Registry {
         const key = keyOf(r);
         const first = owner.get(key);
         if (first !== undefined) {
-          logger.warn({ key, kept: first, ignored: source }, `conflict: ${key} is defined by source ${first} and source ${source}; keeping ${first}`);
+          // `resource`, not `key`: the logger redacts fields named `key` (secrets guard).
+          logger.warn({ resource: key, kept: first, ignored: source }, `conflict: ${key} is defined by source ${first} and source ${source}; keeping ${first}`);
           continue;
         }
         owner.set(key, source);
