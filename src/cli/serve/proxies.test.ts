@@ -20,12 +20,18 @@ import { ProxyPusher, SharedTranslator, affects, dependenciesOf, registryChange 
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
-async function snapshotOf(dir: string): Promise<MeshSnapshot> {
+/** A registry holding the mesh in `dir` (the file source's resources, published). */
+async function registryOf(dir: string): Promise<{ registry: ReturnType<typeof createRegistry>; loaded: Awaited<ReturnType<typeof loadDirectory>> }> {
   const loaded = await loadDirectory(dir);
   assert.deepEqual(loaded.errors, []);
   const registry = createRegistry({ logger: silentLogger() });
   registry.setSource('file', loaded.resources);
   registry.flush();
+  return { registry, loaded };
+}
+
+async function snapshotOf(dir: string): Promise<MeshSnapshot> {
+  const { registry } = await registryOf(dir);
   const snapshot = registry.current();
   registry.close();
   return snapshot;
@@ -152,10 +158,7 @@ describe('which proxies a registry change affects', () => {
     const shape: MeshShape = { ...DEFAULT_SHAPE, services: 20, namespaces: 2, scenario: 'sidecar' };
     const dir = path.join(tmp, 'mesh');
     writeMesh(dir, shape);
-    const loaded = await loadDirectory(dir);
-    const registry = createRegistry({ logger: silentLogger() });
-    registry.setSource('file', loaded.resources);
-    registry.flush();
+    const { registry, loaded } = await registryOf(dir);
     const before = registry.current();
     const proxies = Array.from({ length: 40 }, (_, i) => parseProxyNode(nodeOf(shape, i), 'cluster.local'));
     const deps = proxies.map((p) => dependenciesOf(buildProxyIR(before, p, {})));
@@ -195,10 +198,7 @@ describe('ProxyPusher push rounds', () => {
     const shape: MeshShape = { ...DEFAULT_SHAPE, services: 200, namespaces: 4, scenario: 'sidecar' };
     const dir = path.join(tmp, 'mesh');
     writeMesh(dir, shape);
-    const loaded = await loadDirectory(dir);
-    const registry = createRegistry({ logger: silentLogger() });
-    registry.setSource('file', loaded.resources);
-    registry.flush();
+    const { registry } = await registryOf(dir);
     const cache = createSnapshotCache({ logger: silentLogger() });
     const rounds: Array<{ recomputed: number; endpointsOnly: number }> = [];
     const logger = pino({ level: 'debug' }, { write: (line: string) => void (line.includes('"proxies recomputed"') && rounds.push(JSON.parse(line) as { recomputed: number; endpointsOnly: number })) });
