@@ -8,8 +8,10 @@
 # engine in CI) and starts the result; keep RUN commands inside WORKDIR (relative paths), except
 # the one user-and-directories line of the runtime stage.
 
-# Build stage: all dependencies, compile to dist/, then drop the dev dependencies.
-FROM node:20-bookworm-slim AS build
+# Build stage: all dependencies, compile to dist/ (with the CA's native ECDSA verifier, which
+# needs the C compiler of the full node image; see scripts/build-native.mjs), then drop the dev
+# dependencies.
+FROM node:20-bookworm AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund

@@ -8,8 +8,13 @@
  * Phases, run interleaved in short rounds (so load from other processes on the shared cores hits
  * every phase alike), each rate counted per second of wall time and per CPU second of this
  * process (`process.cpuUsage`, all threads): "per core" in the JSON means per CPU second.
- * - `signingCore`: `CertificateAuthority.sign()` one call at a time: parse the CSR, import its
- *   public key, verify its signature, check the SAN, build and sign the SVID, PEM-encode the chain.
+ * - `signingCore`: `CertificateAuthority.sign()` one call at a time as `skiff serve` runs it:
+ *   parse the CSR, take its public key, verify its signature, check the SAN, build and sign the
+ *   SVID, PEM-encode the chain. CSR signatures go through the native verifier
+ *   (`src/ca/native.ts`, built by `scripts/build-native.mjs`, which this benchmark runs first)
+ *   when it is built; `signingCore.csrVerify` says which route ran.
+ * - `signingCoreWebCrypto`: the same with the native verifier switched off: the CSR key is
+ *   imported through WebCrypto `raw` (the route without a C compiler, and before issue 9).
  * - `raw`: the raw limit above.
  * - `rawWithKeyImport` (context only): the same plus importing the CSR's public key from its bytes
  *   (a CA never saw the key before, so it cannot skip this); the cheapest import `node:crypto`
@@ -30,7 +35,7 @@
  * (`npm run bench:ca`). Defaults: 6 s per in-process phase, 8 s of gRPC load.
  */
 import crypto from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,6 +46,7 @@ import * as x509 from '@peculiar/x509';
 import { CertificateAuthority } from '../src/ca/authority.js';
 import { meshChannelCredentials, meshServerCredentials } from '../src/ca/credentials.js';
 import { checkCsrKey } from '../src/ca/keys.js';
+import { nativeEcdsaStatus, setNativeEcdsaEnabled } from '../src/ca/native.js';
 import { CREATE_CERTIFICATE_PATH, caServiceDefinition, createCaService, type CertificateLineage, type IstioCertificateRequest, type IstioCertificateResponse } from '../src/ca/service.js';
 import { parseCsrPem, verifyCsrSignature } from '../src/ca/x509-der.js';
 import { generateKeyAndCsr } from '../src/identity/csr.js';
@@ -206,6 +212,11 @@ async function grpcPhase(csrs: string[], seconds: number, concurrency: number, r
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
+  const build = spawnSync(process.execPath, [fileURLToPath(new URL('../scripts/build-native.mjs', import.meta.url))], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (build.status !== 0) process.stderr.write(`build-native exited ${build.status ?? build.signal}\n`);
+  const status = nativeEcdsaStatus();
+  const csrVerifyRoute = status.active ? 'native' : `webcrypto (${status.reason ?? '?'})`;
+  process.stderr.write(`CSR verification: ${csrVerifyRoute}\n`);
   const seconds = argValue('--seconds', 6);
   const grpcSeconds = argValue('--grpc-seconds', 8);
   const concurrency = argValue('--concurrency', 8);
@@ -225,6 +236,18 @@ async function main(): Promise<void> {
     let i = 0;
     const phases: Record<string, { fn: () => unknown; everyNthRound: number; totals: PhaseTotals }> = {
       signingCore: { fn: () => ca.sign(csrPems[i++ & 63] ?? '', { spiffeId: SPIFFE_ID }), everyNthRound: 1, totals: { ops: 0, wallS: 0, cpuS: 0 } },
+      signingCoreWebCrypto: {
+        fn: async () => {
+          setNativeEcdsaEnabled(false);
+          try {
+            await ca.sign(csrPems[i++ & 63] ?? '', { spiffeId: SPIFFE_ID });
+          } finally {
+            setNativeEcdsaEnabled(true);
+          }
+        },
+        everyNthRound: 1,
+        totals: { ops: 0, wallS: 0, cpuS: 0 },
+      },
       raw: {
         fn: () => {
           const sig = crypto.sign('sha256', tbs, privateKey);
@@ -247,7 +270,7 @@ async function main(): Promise<void> {
       csrCheck: {
         fn: async () => {
           const csr = parseCsrPem(csrPems[i++ & 63] ?? '');
-          if (!(await verifyCsrSignature(csr, (await checkCsrKey(csr.spki)).publicKey))) throw new Error('CSR did not verify');
+          if (!(await verifyCsrSignature(csr, await checkCsrKey(csr.spki)))) throw new Error('CSR did not verify');
         },
         everyNthRound: 1,
         totals: { ops: 0, wallS: 0, cpuS: 0 },
@@ -281,6 +304,7 @@ async function main(): Promise<void> {
     }
     const core = rates(phases.signingCore?.totals ?? { ops: 0, wallS: 1, cpuS: 1 });
     const raw = rates(phases.raw?.totals ?? { ops: 0, wallS: 1, cpuS: 1 });
+    const coreWebCrypto = rates(phases.signingCoreWebCrypto?.totals ?? { ops: 0, wallS: 1, cpuS: 1 });
     const rawImport = rates(phases.rawWithKeyImport?.totals ?? { ops: 0, wallS: 1, cpuS: 1 });
     const csrCheck = rates(phases.csrCheck?.totals ?? { ops: 0, wallS: 1, cpuS: 1 });
     const peculiar = rates(phases.peculiarX509?.totals ?? { ops: 0, wallS: 1, cpuS: 1 });
@@ -300,7 +324,13 @@ async function main(): Promise<void> {
       caKey: 'ECDSA P-256',
       rawLimitDefinition: 'one ECDSA P-256/SHA-256 sign (the certificate) + one verify (the CSR self-signature), node:crypto, keys already imported',
       target: 'signingCore.ratioPerCore >= 0.5',
-      signingCore: { ...core, ratioPerCore: round(core.perCpuSecond / raw.perCpuSecond, 3), ratioWall: round(core.perSecond / raw.perSecond, 3) },
+      signingCore: { ...core, ratioPerCore: round(core.perCpuSecond / raw.perCpuSecond, 3), ratioWall: round(core.perSecond / raw.perSecond, 3), csrVerify: csrVerifyRoute },
+      signingCoreWebCrypto: {
+        ...coreWebCrypto,
+        ratioPerCore: round(coreWebCrypto.perCpuSecond / raw.perCpuSecond, 3),
+        ratioWall: round(coreWebCrypto.perSecond / raw.perSecond, 3),
+        note: 'the same calls with the native verifier switched off (CSR key imported through WebCrypto raw): what the CA does where no C compiler built it',
+      },
       raw,
       rawWithKeyImport: { ...rawImport, note: 'raw + importing a never-seen CSR public key (WebCrypto raw import); context, not the target baseline' },
       csrCheck,

@@ -37,6 +37,7 @@ import { derToPem, pemToDerList } from '../identity/peer.js';
 import { ensureDir, isErrno, isGroupOrWorldAccessible, readIfExists, syncDir, writeFileSynced } from '../identity/files.js';
 import { CaError } from './errors.js';
 import { checkCsrKey, generateP256, importSigningKey, type SigningKey } from './keys.js';
+import { nativeEcdsaStatus } from './native.js';
 import { children, read } from './der.js';
 import {
   LEAF_EXTENSIONS,
@@ -188,10 +189,12 @@ export class CertificateAuthority {
         dir,
         signer: material.signer.subject,
         serial: material.signer.serialNumber,
-        key: material.key.description,
+        // `signingKey`, not `key`: the logger redacts fields named `key` (secrets guard).
+        signingKey: material.key.description,
         notAfter: material.signer.notAfter.toISOString(),
         roots: material.rootsDer.length,
         intermediates: material.intermediatesDer.length,
+        csrVerify: csrVerifyRoute(),
       },
       'CA loaded',
     );
@@ -237,7 +240,7 @@ export class CertificateAuthority {
     this.checkIdentity(opts.spiffeId);
     const csr = parseCsrPem(csrPem);
     const keyInfo = await checkCsrKey(csr.spki);
-    const verified = verifyCsrSignatureSync(csr, keyInfo.publicKey) ?? (await verifyCsrSignature(csr, keyInfo.publicKey));
+    const verified = verifyCsrSignatureSync(csr, keyInfo) ?? (await verifyCsrSignature(csr, keyInfo));
     if (!verified) throw new CaError('bad-csr', 'CSR signature does not verify with its own public key');
     if (csr.sans) {
       const names = csr.sans;
@@ -319,6 +322,12 @@ export class CertificateAuthority {
     );
     return { der, serial: serial.toString('hex'), notAfter };
   }
+}
+
+/** How CSR self-signatures are verified, for the start-up log: `native` or `webcrypto (<why>)`. */
+function csrVerifyRoute(): string {
+  const status = nativeEcdsaStatus();
+  return status.active ? 'native' : `webcrypto (${status.reason ?? 'native verifier not loaded'})`;
 }
 
 function chainOf(svid: IssuedSvid): string[] {

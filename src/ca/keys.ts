@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import { CaError } from './errors.js';
 import { algorithmIdentifierFor, oidIs, sha1, view, type DerSigner } from './x509-der.js';
 import { DerError, Tag, children, contentOf, expect, oid, read, readOid, type Node } from './der.js';
+import { nativeEcdsa } from './native.js';
 
 const subtle = crypto.webcrypto.subtle;
 
@@ -61,8 +62,12 @@ export interface CsrKeyInfo {
   kind: 'ecdsa' | 'rsa';
   /** `P-256`/`P-384` for ECDSA, modulus bits for RSA. */
   detail: string;
-  /** The key, ready for `crypto.verify`. */
-  publicKey: crypto.KeyObject;
+  /**
+   * Verifies `signature` over `data` with this key and `hash` (`sha256`, `sha384`, `sha512`):
+   * ECDSA with a DER `ECDSA-Sig-Value`, or RSA PKCS#1 v1.5. False when it does not verify or
+   * is malformed; never throws.
+   */
+  verify(hash: string, data: Uint8Array, signature: Uint8Array): boolean;
   /** RFC 5280 §4.2.1.2 method 1 key identifier (SHA-1 of the subjectPublicKey bits). */
   keyId: Buffer;
 }
@@ -103,6 +108,17 @@ function oidContent(dotted: string): Buffer {
   return oid(dotted).subarray(2); // short OIDs: one tag byte, one length byte
 }
 
+/** `CsrKeyInfo.verify` through `node:crypto` with an imported key. */
+function verifierOf(publicKey: crypto.KeyObject): CsrKeyInfo['verify'] {
+  return (hash, data, signature) => {
+    try {
+      return crypto.verify(hash, data, publicKey, signature);
+    } catch {
+      return false;
+    }
+  };
+}
+
 /** WebCrypto import parameters per accepted curve, built once (WebCrypto copies what it needs). */
 const EC_IMPORT: Record<'P-256' | 'P-384', EcKeyImportParams> = {
   'P-256': { name: 'ECDSA', namedCurve: 'P-256' },
@@ -112,15 +128,15 @@ const VERIFY_USAGE: KeyUsage[] = ['verify'];
 
 /**
  * Checks the SubjectPublicKeyInfo (DER) of a CSR: ECDSA P-256 or P-384, or RSA with a modulus of
- * 2048 to 8192 bits (DESIGN.md §4), and returns it as a KeyObject. The SPKI is read here; an EC
- * point is imported in WebCrypto's `raw` format (SEC 1 §2.3.4 point octets; OpenSSL checks the
- * point lies on the curve, and Node runs its EC key check) and an RSA key as a JWK. For EC keys
- * the `raw` import measured cheapest on Node 20 / OpenSSL 3.0 (per key, CPU: `raw` ~68 µs, JWK
- * ~75 µs plus ~20 µs more on its first verification, SPKI DER ~115 µs, WebCrypto `spki` ~165 µs;
- * a P-256 verification is ~73 µs): importing the key of a never-seen CSR costs about as much as
- * verifying its signature, a large part of the CA's per-certificate cost (`bench/ca.ts`). Throws
- * {@link CaError} `unsupported-key` for another key type or size, `bad-csr` if malformed
- * (including an EC point not on the curve).
+ * 2048 to 8192 bits (DESIGN.md §4), and returns what verifying with it needs. The SPKI is read
+ * here. An uncompressed EC point (SEC 1 §2.3.4) goes to the native verifier when it is built
+ * (`native.ts`: the point is decoded and checked to lie on the curve, and each verification
+ * reuses one OpenSSL key per curve); otherwise, and for compressed points, it is imported in
+ * WebCrypto's `raw` format, which measured cheapest of Node 20's public routes (per key, CPU:
+ * `raw` ~68 µs, JWK ~75 µs plus ~20 µs more on its first verification, SPKI DER ~115 µs,
+ * WebCrypto `spki` ~165 µs; a P-256 verification is ~73 µs, see `bench/ca.ts`). An RSA key is
+ * imported as a JWK. Throws {@link CaError} `unsupported-key` for another key type or size,
+ * `bad-csr` if malformed (including an EC point not on the curve).
  */
 export async function checkCsrKey(spki: Uint8Array): Promise<CsrKeyInfo> {
   let oidNode: Node;
@@ -151,9 +167,16 @@ export async function checkCsrKey(spki: Uint8Array): Promise<CsrKeyInfo> {
         const named = params?.tag === Tag.OID ? readOid(spki, params) : undefined;
         throw new CaError('unsupported-key', `CSR key on curve ${named ?? '?'} is not accepted (ECDSA P-256 or P-384, or RSA 2048+)`);
       }
+      const native = keyBits[0] === 0x04 ? nativeEcdsa() : undefined;
+      if (native) {
+        const curveId = curve === 'P-256' ? 0 : 1;
+        if (native.checkPoint(curveId, keyBits) !== 1) throw new CaError('bad-csr', `CSR public key is malformed: not a point on ${curve}`);
+        const point = keyBits;
+        return { kind: 'ecdsa', detail: curve, keyId: sha1(keyBits), verify: (hash, data, signature) => native.verify(curveId, point, crypto.createHash(hash).update(data).digest(), signature) === 1 };
+      }
       const imported = subtle.importKey('raw', keyBits, EC_IMPORT[curve], true, VERIFY_USAGE);
       const keyId = sha1(keyBits); // while WebCrypto's import is under way
-      return { kind: 'ecdsa', detail: curve, publicKey: crypto.KeyObject.from(await imported), keyId };
+      return { kind: 'ecdsa', detail: curve, verify: verifierOf(crypto.KeyObject.from(await imported)), keyId };
     }
     if (oidIs(spki, oidNode, KEY_OID_BYTES.rsaEncryption)) {
       const seqNode = expect(keyBits, 0, Tag.SEQUENCE, 'RSAPublicKey');
@@ -163,7 +186,7 @@ export async function checkCsrKey(spki: Uint8Array): Promise<CsrKeyInfo> {
       const bitLength = n.length * 8 - Math.clz32(n[0] ?? 0) + 24;
       if (bitLength < 2048 || bitLength > 8192) throw new CaError('unsupported-key', `CSR RSA key of ${bitLength} bits is not accepted (2048 to 8192)`);
       const publicKey = crypto.createPublicKey({ key: { kty: 'RSA', n: b64u(n), e: b64u(stripZeros(contentOf(keyBits, eNode))) }, format: 'jwk' });
-      return { kind: 'rsa', detail: String(bitLength), publicKey, keyId: sha1(keyBits) };
+      return { kind: 'rsa', detail: String(bitLength), verify: verifierOf(publicKey), keyId: sha1(keyBits) };
     }
   } catch (err) {
     if (err instanceof CaError) throw err;

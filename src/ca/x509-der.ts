@@ -231,13 +231,19 @@ function generalName(der: Buffer, n: Node): CsrSan {
   }
 }
 
+/** The part of `checkCsrKey`'s answer that verifies signatures (`keys.ts` `CsrKeyInfo`). */
+export interface CsrVerifier {
+  /** True when `signature` over `data` verifies with `hash`; false otherwise, never throws. */
+  verify(hash: string, data: Uint8Array, signature: Uint8Array): boolean;
+}
+
 /**
- * Verifies a CSR's self-signature with `node:crypto` against `publicKey` (the CSR's own key, from
- * `checkCsrKey`): ECDSA or RSA PKCS#1 v1.5 with SHA-2; or
- * with @peculiar/x509 for other algorithms (RSA-PSS). SHA-1 and unknown algorithms fail.
+ * Verifies a CSR's self-signature with the CSR's own key (`key`, from `checkCsrKey`): ECDSA or
+ * RSA PKCS#1 v1.5 with SHA-2 through `key.verify`; or with @peculiar/x509 for other algorithms
+ * (RSA-PSS). SHA-1 and unknown algorithms fail.
  */
-export async function verifyCsrSignature(csr: ParsedCsr, publicKey: crypto.KeyObject): Promise<boolean> {
-  const direct = verifyCsrSignatureSync(csr, publicKey);
+export async function verifyCsrSignature(csr: ParsedCsr, key: CsrVerifier): Promise<boolean> {
+  const direct = verifyCsrSignatureSync(csr, key);
   if (direct !== undefined) return direct;
   try {
     if (csr.signatureAlgorithm === '1.2.840.113549.1.1.10') {
@@ -250,18 +256,14 @@ export async function verifyCsrSignature(csr: ParsedCsr, publicKey: crypto.KeyOb
 }
 
 /**
- * {@link verifyCsrSignature} without a promise for the algorithms `node:crypto` verifies in one
- * call (ECDSA and RSA PKCS#1 v1.5 with SHA-256/384/512): true or false; undefined when the CSR's
- * algorithm needs the asynchronous path (RSA-PSS) or is refused there.
+ * {@link verifyCsrSignature} without a promise for the algorithms `key.verify` handles (ECDSA
+ * and RSA PKCS#1 v1.5 with SHA-256/384/512): true or false; undefined when the CSR's algorithm
+ * needs the asynchronous path (RSA-PSS) or is refused there.
  */
-export function verifyCsrSignatureSync(csr: ParsedCsr, publicKey: crypto.KeyObject): boolean | undefined {
+export function verifyCsrSignatureSync(csr: ParsedCsr, key: CsrVerifier): boolean | undefined {
   const hash = SIGNATURE_HASH[csr.signatureAlgorithm];
   if (!hash) return undefined;
-  try {
-    return crypto.verify(hash, csr.info, publicKey, csr.signature);
-  } catch {
-    return false;
-  }
+  return key.verify(hash, csr.info, csr.signature);
 }
 
 /** A private key for signing certificates with `node:crypto`. */
