@@ -1,10 +1,13 @@
-/** `skiff serve`: flags → {@link startControlPlane}; stops cleanly on SIGTERM/SIGINT. */
+/**
+ * `skiff serve`: flags → {@link startControlPlane}; stops cleanly on SIGTERM/SIGINT; on SIGHUP
+ * re-reads the config directory (as Consul re-reads its configuration on SIGHUP).
+ */
 import path from 'node:path';
 import type { Command } from 'commander';
 import { createLogger } from '../../observability/logger.js';
 import { parseDurationMs } from '../duration.js';
 import { collect, defaultConfigDir, defaultDataDir, parsePort } from '../options.js';
-import { startControlPlane } from './control-plane.js';
+import { startControlPlane, type ControlPlane } from './control-plane.js';
 import { consulConfigFromFlags, type ConsulFlags } from '../../sources/consul/index.js';
 
 interface ServeFlags extends ConsulFlags {
@@ -67,7 +70,20 @@ export function registerServe(program: Command): void {
     .option('--log-level <level>', 'trace|debug|info|warn|error')
     .action(async (flags: ServeFlags) => {
       const logger = createLogger({ level: flags.logLevel });
-      const cp = await startControlPlane({
+      let cp: ControlPlane | undefined = undefined;
+      let stopping = false;
+      // SIGHUP: reload the config directory now; `reloadFiles` logs the outcome (a rejected reload
+      // keeps the last good configuration serving). Ignored while starting (the start reads the
+      // directory anyway) and while stopping. Listening also keeps Node from exiting on SIGHUP.
+      process.on('SIGHUP', () => {
+        if (stopping) return;
+        if (cp === undefined) {
+          logger.info({ signal: 'SIGHUP' }, 'SIGHUP ignored: the control plane is still starting');
+          return;
+        }
+        void cp.reloadFiles();
+      });
+      const started = await startControlPlane({
         configDir: path.resolve(flags.configDir ?? defaultConfigDir()),
         dataDir: path.resolve(flags.dataDir ?? defaultDataDir()),
         caDir: flags.caDir ? path.resolve(flags.caDir) : undefined,
@@ -86,12 +102,12 @@ export function registerServe(program: Command): void {
         consul: await consulConfigFromFlags(flags),
         logger,
       });
-      let stopping = false;
+      cp = started;
       const stop = (signal: string) => {
         if (stopping) return;
         stopping = true;
         logger.info({ signal }, 'stopping control plane');
-        cp.stop().then(
+        started.stop().then(
           () => process.exit(0),
           (err: unknown) => {
             logger.error({ err }, 'error while stopping');

@@ -78,6 +78,14 @@ export interface ControlPlane {
   trustBundlePem: string;
   metrics: ControlPlaneMetrics;
   registry: Registry;
+  /**
+   * Reloads the config directory now, as a file change would (what `skiff serve` does on
+   * SIGHUP): all or nothing, so a rejected reload leaves the last accepted configuration serving.
+   * Logs one line with the outcome: `outcome: "accepted"`, or `outcome: "rejected"` with `issues`,
+   * each `file:line path: message` as the file source gives it. Resolves true when the
+   * configuration was accepted; never rejects; after `stop()` it loads nothing.
+   */
+  reloadFiles(): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -283,6 +291,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     trustBundlePem,
     metrics,
     registry,
+    reloadFiles: async () => {
+      const accepted = await fileSource.reload();
+      const issues = fileSource.lastError()?.split('\n') ?? [];
+      if (accepted) logger.info({ configDir: opts.configDir, outcome: 'accepted' }, 'config files reloaded');
+      else logger.error({ configDir: opts.configDir, outcome: 'rejected', issues }, 'config files reload rejected; the previous configuration keeps serving');
+      return accepted;
+    },
     stop: async () => {
       grpcListening = false;
       unsubscribe();

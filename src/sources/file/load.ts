@@ -4,7 +4,9 @@
  * checks of `validateResourceSet` over all of them together.
  *
  * Hidden files and directories (names starting with `.`, e.g. editor swap files or the `..data`
- * directory of a Kubernetes ConfigMap mount) are skipped; symbolic links are followed.
+ * directory of a Kubernetes ConfigMap mount) are skipped; symbolic links are followed. So a
+ * ConfigMap mount's files are read once each, through its top-level `a.yaml -> ..data/a.yaml`
+ * links, under the top-level names (which their resources' `origin.file` gives).
  *
  * Incremental reloads: given a {@link LoadCache} (the file source keeps one), each file's parse
  * result is kept keyed by its path and its exact bytes. A reload still lists and reads every file,

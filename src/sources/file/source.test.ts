@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -50,10 +50,13 @@ void describe('file source', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function start(debounceMs = 50): Promise<void> {
-    source = createFileSource({ dir, logger: silentLogger(), metrics, debounceMs, onUpdate: (r) => updates.push(r) });
+  function start(debounceMs = 50, extra: { dir?: string; targetCheckMs?: number } = {}): Promise<void> {
+    source = createFileSource({ dir: extra.dir ?? dir, logger: silentLogger(), metrics, debounceMs, targetCheckMs: extra.targetCheckMs, onUpdate: (r) => updates.push(r) });
     return source.start();
   }
+
+  const addressesOf = (rs: readonly MeshResource[] | undefined): (string | undefined)[] | undefined =>
+    rs?.map((r) => (r.kind === 'WorkloadEntry' ? `${r.metadata.name}=${r.spec.address}` : undefined));
 
   void it('loads the directory on start and reloads on change', async () => {
     await writeFile(path.join(dir, 'a.yaml'), workload('a', '10.0.0.1'));
@@ -173,12 +176,17 @@ void describe('file source', () => {
     assert.equal(await counter(metrics, 'configRejected'), 1);
   });
 
-  void it('follows a renamed file: same resources, and a later error names the new file', async () => {
+  void it('follows a renamed file: same resources from the new file, and a later error names it', async () => {
     await writeFile(path.join(dir, 'a.yaml'), workload('a', '10.0.0.1'));
     await start();
+    assert.equal(updates[0]?.[0]?.origin?.file, path.join(dir, 'a.yaml'));
     await rename(path.join(dir, 'a.yaml'), path.join(dir, 'renamed.yaml'));
     assert.equal(await source?.reload(), true);
-    assert.equal(updates.length, 1, 'a rename alone changes no resource');
+    await waitFor(() => updates.length === 2, 'the renamed file to be delivered');
+    assert.deepEqual(addressesOf(updates[1]), ['a=10.0.0.1'], 'a rename changes no resource');
+    assert.equal(updates[1]?.[0]?.origin?.file, path.join(dir, 'renamed.yaml'), 'origin names the file as it is now');
+    assert.equal(await source?.reload(), true);
+    assert.equal(updates.length, 2, 'nothing more to deliver');
     await writeFile(path.join(dir, 'renamed.yaml'), 'apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a, namespace: demo}\nspec: {address: 10.0.0.1, weight: -1}\n');
     assert.equal(await source?.reload(), false);
     assert.match(source?.lastError() ?? '', new RegExp(`^${path.join(dir, 'renamed.yaml').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4 spec\\.weight: `));
@@ -186,5 +194,61 @@ void describe('file source', () => {
     await writeFile(path.join(dir, 'b.yaml'), workload('b', '10.0.0.2'));
     assert.equal(await source?.reload(), true);
     assert.deepEqual(updates.at(-1)?.map((r) => r.metadata.name), ['b'], 'the deleted file\'s resources are gone');
+  });
+
+  void it('reloads when a Kubernetes ConfigMap mount swaps its ..data symlink, reading each file once', async () => {
+    // kubelet's atomic writer: files are symlinks through ..data, which points at a timestamped directory.
+    const version = async (name: string, files: Record<string, string>): Promise<void> => {
+      await mkdir(path.join(dir, name));
+      for (const [file, text] of Object.entries(files)) await writeFile(path.join(dir, name, file), text);
+    };
+    const swap = async (name: string): Promise<void> => {
+      await symlink(name, path.join(dir, '..data_tmp'));
+      await rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+    };
+    await version('..2026_11_29_10_00_00.1', { 'a.yaml': workload('a', '10.0.0.1') });
+    await symlink('..2026_11_29_10_00_00.1', path.join(dir, '..data'));
+    await symlink('..data/a.yaml', path.join(dir, 'a.yaml'));
+    // The periodic target check is off: the swap must be seen through the watch alone.
+    await start(50, { targetCheckMs: 0 });
+    assert.deepEqual(addressesOf(updates[0]), ['a=10.0.0.1'], 'a.yaml is read once, not again under ..data');
+
+    // Swap with the old version left in place (chokidar alone misses this one).
+    await version('..2026_11_29_10_05_00.2', { 'a.yaml': workload('a', '10.0.0.2') });
+    await swap('..2026_11_29_10_05_00.2');
+    await waitFor(() => updates.length === 2, 'the reload after the ..data swap');
+    assert.deepEqual(addressesOf(updates[1]), ['a=10.0.0.2']);
+    assert.equal(updates[1]?.[0]?.origin?.file, path.join(dir, 'a.yaml'));
+
+    // A new key: kubelet adds its top-level symlink after the swap, then removes the old versions.
+    await version('..2026_11_29_10_10_00.3', { 'a.yaml': workload('a', '10.0.0.3'), 'b.yaml': workload('b', '10.0.0.4') });
+    await swap('..2026_11_29_10_10_00.3');
+    await symlink('..data/b.yaml', path.join(dir, 'b.yaml'));
+    await rm(path.join(dir, '..2026_11_29_10_00_00.1'), { recursive: true });
+    await rm(path.join(dir, '..2026_11_29_10_05_00.2'), { recursive: true });
+    await waitFor(() => addressesOf(updates.at(-1))?.join() === 'a=10.0.0.3,b=10.0.0.4', 'the reload after the second swap');
+    assert.equal(source?.lastError(), undefined);
+  });
+
+  void it('follows a directory symlink that is re-pointed, and watches the new target', async () => {
+    await mkdir(path.join(dir, 'v1'));
+    await mkdir(path.join(dir, 'v2'));
+    await writeFile(path.join(dir, 'v1', 'a.yaml'), workload('a', '10.0.0.1'));
+    await writeFile(path.join(dir, 'v2', 'a.yaml'), workload('a', '10.0.0.2'));
+    const current = path.join(dir, 'current');
+    await symlink('v1', current);
+    await start(50, { dir: current, targetCheckMs: 50 });
+    assert.deepEqual(addressesOf(updates[0]), ['a=10.0.0.1']);
+
+    // `ln -sfn v2 current`, atomically: a new symlink renamed over the old one.
+    await symlink('v2', path.join(dir, 'current.tmp'));
+    await rename(path.join(dir, 'current.tmp'), current);
+    await waitFor(() => updates.length === 2, 'the reload after re-pointing the symlink');
+    assert.deepEqual(addressesOf(updates[1]), ['a=10.0.0.2']);
+
+    // An edit in the new target is seen: the watch moved with the symlink.
+    await writeFile(path.join(dir, 'v2', 'b.yaml'), workload('b', '10.0.0.3'));
+    await waitFor(() => updates.length === 3, 'the reload after an edit in the new target');
+    assert.deepEqual(addressesOf(updates[2]), ['a=10.0.0.2', 'b=10.0.0.3']);
   });
 });

@@ -9,8 +9,25 @@
  * issue is logged as `file:line path: message`, `configRejected{source="file"}` is counted,
  * `lastError()` says why, and `onUpdate` is not called, so the previous resources keep serving.
  * A valid reload counts `configAccepted`, logs its warnings and calls `onUpdate(resources)` —
- * unless the resources equal (ignoring `origin`) the ones last delivered, then nothing is called.
+ * unless the resources equal the ones last delivered, origins included, then nothing is called. A
+ * renamed file (or a resource moved to another line) is delivered again, so `origin` names where
+ * each resource is now.
+ *
+ * Swaps through symbolic links. chokidar watches the inodes the paths resolve to when it starts, so
+ * two ways of replacing a whole configuration at once would go unseen:
+ * - a Kubernetes ConfigMap/Secret mount (kubelet's atomic writer): `dir/a.yaml -> ..data/a.yaml`,
+ *   `..data -> ..2026_11_29_10_00_00.123`; an update writes a new timestamped directory, points a
+ *   new `..data_tmp` symlink at it and renames it over `..data`. The source also watches the
+ *   directory's own entries (`fs.watch`, not recursive) and reloads on any event on an entry whose
+ *   name starts with `..`. Those entries are never loaded themselves (`load.ts` skips dot-names):
+ *   their files are read once, through the top-level symlinks.
+ * - `dir` (or a directory above it) is a symlink that gets re-pointed (`ln -sfn v2 current`).
+ *   Every `targetCheckMs` (default 1000 ms) the source resolves `dir` and `dir/..data` with
+ *   `realpath` (two system calls); when either resolves elsewhere than before, it watches the new
+ *   target (for `dir`) and reloads. The ConfigMap case is also caught by this check should an
+ *   `fs.watch` event be lost.
  */
+import { watch as watchEntries, promises as fsp, type FSWatcher as EntryWatcher } from 'node:fs';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../../observability/logger.js';
@@ -31,6 +48,11 @@ export interface FileSourceOptions {
   debounceMs?: number;
   /** Longest wait after the first change of a burst before reloading anyway, in ms (default 1000). */
   maxWaitMs?: number;
+  /**
+   * How often `dir` and `dir/..data` are resolved to notice a symlink re-pointed to another
+   * directory, in ms (default 1000; 0 turns the check off).
+   */
+  targetCheckMs?: number;
   /** Called with the full resource set after each valid load that changed it (and the initial one). */
   onUpdate: (resources: MeshResource[]) => void;
 }
@@ -46,7 +68,10 @@ export interface FileSource {
   stop(): Promise<void>;
   /** Why the last load was rejected (one `file:line path: message` per line), or undefined after a valid one. */
   lastError(): string | undefined;
-  /** Reloads now (as a change would); resolves true when the configuration was accepted. */
+  /**
+   * Reloads now (as a change would); resolves true when the configuration was accepted. After
+   * `stop()` nothing is loaded and it resolves with the state of the last load.
+   */
   reload(): Promise<boolean>;
 }
 
@@ -55,12 +80,19 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
   const { dir, logger, metrics, onUpdate } = opts;
   const debounceMs = opts.debounceMs ?? 100;
   const maxWaitMs = opts.maxWaitMs ?? 1000;
+  const targetCheckMs = opts.targetCheckMs ?? 1000;
   const root = path.resolve(dir);
   // Export both series from the start so increase() sees the first rejection.
   metrics?.configRejected.inc({ source: 'file' }, 0);
   metrics?.configAccepted.inc({ source: 'file' }, 0);
 
   let watcher: FSWatcher | undefined;
+  /** `fs.watch` of the directory's own entries, for the `..data` swaps chokidar does not report. */
+  let entryWatcher: EntryWatcher | undefined;
+  let targetTimer: NodeJS.Timeout | undefined;
+  let checking: Promise<void> | undefined;
+  /** What `dir` and `dir/..data` resolved to at the last check (`''`: did not resolve). */
+  let targets: Targets | undefined;
   let timer: NodeJS.Timeout | undefined;
   let burstStart: number | undefined;
   let running: Promise<void> | undefined;
@@ -96,12 +128,14 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
     rejection = undefined;
     for (const issue of result.warnings) logger.warn({ file: issue.file, line: issue.line, path: issue.path }, formatIssue(issue));
     metrics?.configAccepted.inc({ source: 'file' });
-    if (delivered !== undefined && sameResourceList(delivered, result.resources)) {
+    const sameContent = delivered !== undefined && sameResourceList(delivered, result.resources);
+    if (sameContent && sameOrigins(delivered ?? [], result.resources)) {
       if (wasRejected) logger.info({ resources: result.resources.length }, 'config valid again; the serving configuration is unchanged');
       else logger.debug({ resources: result.resources.length }, 'config reloaded: no change');
       return;
     }
-    logger.info({ resources: result.resources.length, warnings: result.warnings.length }, 'config loaded');
+    if (sameContent) logger.info({ resources: result.resources.length }, 'config files renamed or reformatted: same resources, new file locations');
+    else logger.info({ resources: result.resources.length, warnings: result.warnings.length }, 'config loaded');
     delivered = result.resources;
     try {
       onUpdate(result.resources);
@@ -150,38 +184,121 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
     return path.basename(abs).startsWith('.');
   }
 
+  /** Starts chokidar on `dir` and, for a directory, `fs.watch` on its own entries. */
+  async function startWatching(): Promise<void> {
+    const w = watch(dir, { ignoreInitial: true, ignored });
+    watcher = w;
+    w.on('all', (event, p) => {
+      if (event === 'addDir' || event === 'unlinkDir' || CONFIG_FILE_PATTERN.test(p)) schedule();
+    });
+    w.on('error', (err) => logger.error({ err }, 'watching the config directory failed'));
+    await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+    if (stopped) return;
+    let isDir = false;
+    try {
+      isDir = (await fsp.stat(dir)).isDirectory();
+    } catch {
+      // A missing directory: the load reports it.
+    }
+    if (!isDir || stopped) return;
+    try {
+      // Kubernetes' atomic writer renames `..data_tmp` over `..data`: an event on a `..` entry.
+      const ew = watchEntries(dir, (_event, name) => {
+        if (name === null || name.startsWith('..')) schedule();
+      });
+      ew.on('error', (err) => {
+        logger.error({ err }, 'watching the config directory entries failed');
+        ew.close();
+      });
+      entryWatcher = ew;
+    } catch (err) {
+      logger.error({ err }, 'watching the config directory entries failed');
+    }
+  }
+
+  async function stopWatching(): Promise<void> {
+    entryWatcher?.close();
+    entryWatcher = undefined;
+    const w = watcher;
+    watcher = undefined;
+    if (w) await w.close();
+  }
+
+  /** Compares what `dir` and `dir/..data` resolve to with the last check; re-watches and reloads on a change. */
+  async function checkTargets(): Promise<void> {
+    const now = await resolveTargets(dir);
+    const before = targets;
+    // A symlink caught missing mid-replacement (`ln -sfn` is unlink + symlink): look again next time.
+    if (stopped || before === undefined || now.root === '') return;
+    targets = now;
+    if (now.root !== before.root) {
+      logger.info({ dir, target: now.root, previous: before.root }, 'config directory now resolves to another directory; watching it');
+      await stopWatching();
+      if (stopped) return;
+      await startWatching();
+      schedule();
+    } else if (now.data !== before.data) {
+      logger.debug({ dir, target: now.data }, 'config ..data now resolves to another directory');
+      schedule();
+    }
+  }
+
   async function stop(): Promise<void> {
     stopped = true;
     if (timer) clearTimeout(timer);
     timer = undefined;
-    const w = watcher;
-    watcher = undefined;
-    if (w) await w.close();
+    if (targetTimer) clearInterval(targetTimer);
+    targetTimer = undefined;
+    if (checking) await checking;
+    await stopWatching();
     if (running) await running;
   }
 
   return {
     async start() {
-      const w = watch(dir, { ignoreInitial: true, ignored });
-      watcher = w;
-      w.on('all', (event, p) => {
-        if (event === 'addDir' || event === 'unlinkDir' || CONFIG_FILE_PATTERN.test(p)) schedule();
-      });
-      w.on('error', (err) => logger.error({ err }, 'watching the config directory failed'));
-      await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+      await startWatching();
+      targets = await resolveTargets(dir);
       await runLoads();
       const rejected = rejection;
       if (rejected) {
         await stop();
         throw rejected;
       }
+      if (targetCheckMs > 0 && !stopped) {
+        targetTimer = setInterval(() => {
+          if (checking) return;
+          checking = checkTargets()
+            .catch((err: unknown) => logger.error({ err }, 'checking where the config directory resolves failed'))
+            .finally(() => {
+              checking = undefined;
+            });
+        }, targetCheckMs);
+        targetTimer.unref();
+      }
       logger.info({ dir }, 'watching config directory');
     },
     stop,
     lastError: () => (rejection ? rejection.issues.map(formatIssue).join('\n') : undefined),
     async reload() {
-      await runLoads();
+      if (!stopped) await runLoads();
       return rejection === undefined;
     },
   };
+}
+
+/** Where `dir` and `dir/..data` resolve to (`''` when a path does not resolve). */
+interface Targets {
+  root: string;
+  data: string;
+}
+
+async function resolveTargets(dir: string): Promise<Targets> {
+  const real = (p: string): Promise<string> => fsp.realpath(p).catch(() => '');
+  const [root, data] = await Promise.all([real(dir), real(path.join(dir, '..data'))]);
+  return { root, data };
+}
+
+/** True when both lists' resources come from the same files and lines, index by index (the lists have equal lengths). */
+function sameOrigins(a: readonly MeshResource[], b: readonly MeshResource[]): boolean {
+  return a.every((r, i) => r.origin?.file === b[i]?.origin?.file && r.origin?.line === b[i]?.origin?.line);
 }
