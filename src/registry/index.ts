@@ -1,7 +1,7 @@
 /**
  * The registry (DESIGN.md §1): one merged, versioned, indexed snapshot of every source.
  */
-export { createRegistry, type Registry, type RegistryOptions, type SnapshotListener } from './registry.js';
+export { createRegistry, type Registry, type RegistryOptions, type SnapshotListener, type SourceChanges } from './registry.js';
 export { buildSnapshot, namespacedName } from './snapshot.js';
 export { selectWorkloads, servicesForWorkload } from './select.js';
 export { endpointsOfService, endpointPort, type ServiceEndpoint } from './endpoints.js';

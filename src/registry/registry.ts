@@ -10,12 +10,17 @@
  * - Status overlays (`setStatusOverlay`) put conditions on resources another source defines
  *   (agents' health reports on file or API WorkloadEntries); a changed condition is a change.
  *   Resources that did not change keep their object identity from one snapshot to the next.
+ * - A publish costs what changed, not the size of the mesh: `setSource` notes which keys a source
+ *   changed (by object identity, then content), and the publish merges and compares only those keys
+ *   and derives the snapshot from the previous one (`snapshot-update.ts`). A key conflict is logged
+ *   when the key changes.
  */
 import type { Logger } from '../observability/logger.js';
 import { resourceKey, type MeshResource } from '../resources/types.js';
 import { sameResource } from '../resources/equal.js';
 import { buildSnapshot } from './snapshot.js';
-import { applyStatusOverlays, sameOverlay, type StatusOverlay } from './status-overlay.js';
+import { updateSnapshot } from './snapshot-update.js';
+import { sameOverlay, withConditions, type StatusOverlay } from './status-overlay.js';
 import type { ChangeEvent, MeshSnapshot } from './types.js';
 
 /** Options for {@link createRegistry}. */
@@ -27,6 +32,12 @@ export interface RegistryOptions {
   maxWaitMs?: number;
 }
 
+/** A change to what one source contributes (see `Registry.updateSource`). */
+export interface SourceChanges {
+  upserted: readonly MeshResource[];
+  removed: readonly string[];
+}
+
 /** Receives each published snapshot with what changed from the previous one. */
 export type SnapshotListener = (snapshot: MeshSnapshot, event: ChangeEvent) => void;
 
@@ -34,6 +45,12 @@ export type SnapshotListener = (snapshot: MeshSnapshot, event: ChangeEvent) => v
 export interface Registry {
   /** Replaces everything `sourceName` contributes (publishing is debounced). */
   setSource(sourceName: string, resources: readonly MeshResource[]): void;
+  /**
+   * Changes part of what `sourceName` contributes, as `setSource` with the rest kept: the `removed`
+   * keys (`Kind/namespace/name`) go, then each `upserted` resource replaces the one of its key.
+   * Costs what changed, where `setSource` walks the source's whole set (publishing is debounced).
+   */
+  updateSource(sourceName: string, changes: SourceChanges): void;
   /**
    * Replaces the status overlay `sourceName` contributes (publishing is debounced): conditions
    * put on resources other sources define, by key `Kind/namespace/name`, each replacing the
@@ -51,19 +68,6 @@ export interface Registry {
   close(): void;
 }
 
-/** Same keys and equal content (ignoring `origin` and order). */
-function sameResourceSet(a: readonly MeshResource[], b: readonly MeshResource[]): boolean {
-  if (a.length !== b.length) return false;
-  const byKey = new Map(a.map((r) => [resourceKey(r), r]));
-  if (byKey.size !== a.length) return false;
-  for (const r of b) {
-    const other = byKey.get(resourceKey(r));
-    if (!other || !sameResource(other, r)) return false;
-    byKey.delete(resourceKey(r));
-  }
-  return byKey.size === 0;
-}
-
 /** `resourceKey` of each resource object a source handed in (sources hand in the same objects again). */
 const KEYS = new WeakMap<MeshResource, string>();
 
@@ -76,13 +80,17 @@ function keyOf(r: MeshResource): string {
   return key;
 }
 
+/** Changes up to this many (or an eighth of the mesh) update the snapshot incrementally. */
+const FULL_BUILD_MIN_CHANGES = 256;
+
 /** Creates a registry; its first snapshot (version 0) is empty. */
 export function createRegistry(opts: RegistryOptions): Registry {
   const { logger } = opts;
   const quietMs = opts.quietMs ?? 100;
   const maxWaitMs = opts.maxWaitMs ?? 1000;
 
-  const sources = new Map<string, readonly MeshResource[]>();
+  /** Each source's resources by key (a source's first resource of a key wins), in the order sources first called `setSource`. */
+  const sources = new Map<string, Map<string, MeshResource>>();
   const overlays = new Map<string, StatusOverlay>();
   const listeners = new Set<SnapshotListener>();
   let snapshot = buildSnapshot(0, []);
@@ -91,64 +99,82 @@ export function createRegistry(opts: RegistryOptions): Registry {
    * same object again (an unchanged file, an unchanged API resource) is not compared field by field.
    */
   const copyOf = new WeakMap<MeshResource, MeshResource>();
+  /** Keys whose merged resource may differ from the snapshot's: only these are merged and compared at the next publish. */
+  const dirty = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let pendingSince: number | undefined;
   let closed = false;
 
-  function merge(): Map<string, MeshResource> {
-    const merged = new Map<string, MeshResource>();
-    const owner = new Map<string, string>();
+  /** The merged resource of `key`: the first source's, with every status overlay applied; undefined when no source has it. */
+  function mergedOf(key: string): MeshResource | undefined {
+    let merged: MeshResource | undefined;
+    let first: string | undefined;
     for (const [source, resources] of sources) {
-      for (const r of resources) {
-        const key = keyOf(r);
-        const first = owner.get(key);
-        if (first !== undefined) {
-          // `resource`, not `key`: the logger redacts fields named `key` (secrets guard).
-          logger.warn({ resource: key, kept: first, ignored: source }, `conflict: ${key} is defined by source ${first} and source ${source}; keeping ${first}`);
-          continue;
-        }
-        owner.set(key, source);
-        merged.set(key, r);
+      const r = resources.get(key);
+      if (r === undefined) continue;
+      if (first !== undefined) {
+        // `resource`, not `key`: the logger redacts fields named `key` (secrets guard).
+        logger.warn({ resource: key, kept: first, ignored: source }, `conflict: ${key} is defined by source ${first} and source ${source}; keeping ${first}`);
+        continue;
       }
+      first = source;
+      merged = r;
     }
-    return applyStatusOverlays(merged, overlays.values());
+    if (merged === undefined) return undefined;
+    for (const overlay of overlays.values()) {
+      const conditions = overlay.get(key);
+      if (conditions) merged = withConditions(merged, conditions);
+    }
+    return merged;
   }
 
+  /**
+   * Publishes the changes of the dirty keys. Work is proportional to the keys that changed since
+   * the last publish (merge, compare, `updateSnapshot`), not to the mesh; a change touching more
+   * than an eighth of the mesh builds the snapshot from scratch instead (the same result).
+   */
   function publish(): void {
     if (timer) clearTimeout(timer);
     timer = undefined;
     pendingSince = undefined;
-    const merged = merge();
     const previous = snapshot.byKey;
     const changedKeys = new Set<string>();
     const changedKinds = new Set<string>();
-    const next: MeshResource[] = [];
-    for (const [key, r] of merged) {
+    const removed: string[] = [];
+    const upserted: MeshResource[] = [];
+    for (const key of dirty) {
+      const r = mergedOf(key);
       const old = previous.get(key);
-      if (old && copyOf.get(r) === old) {
-        next.push(old);
+      if (r === undefined) {
+        if (old) {
+          removed.push(key);
+          changedKeys.add(key);
+          changedKinds.add(old.kind);
+        }
         continue;
       }
+      if (old && copyOf.get(r) === old) continue;
       if (old && sameResource(old, r)) {
-        next.push(old);
         copyOf.set(r, old);
         continue;
       }
       changedKeys.add(key);
       changedKinds.add(r.kind);
       const copy = structuredClone(r);
-      next.push(copy);
+      upserted.push(copy);
       copyOf.set(r, copy);
     }
-    for (const [key, old] of previous) {
-      if (!merged.has(key)) {
-        changedKeys.add(key);
-        changedKinds.add(old.kind);
-      }
-    }
+    dirty.clear();
     if (changedKeys.size === 0) return;
     const from = snapshot.version;
-    snapshot = buildSnapshot(from + 1, next);
+    if (changedKeys.size > Math.max(FULL_BUILD_MIN_CHANGES, snapshot.resources.length / 8)) {
+      const next: MeshResource[] = [];
+      for (const [key, r] of snapshot.byKey) if (!changedKeys.has(key)) next.push(r);
+      next.push(...upserted);
+      snapshot = buildSnapshot(from + 1, next);
+    } else {
+      snapshot = updateSnapshot(snapshot, from + 1, { removed, upserted });
+    }
     const event: ChangeEvent = Object.freeze({ from, to: snapshot.version, changedKeys, changedKinds });
     logger.info({ version: snapshot.version, changed: changedKeys.size, resources: snapshot.resources.length }, 'registry snapshot published');
     for (const listener of [...listeners]) {
@@ -175,8 +201,48 @@ export function createRegistry(opts: RegistryOptions): Registry {
         return;
       }
       const previous = sources.get(sourceName);
-      if (previous && sameResourceSet(previous, resources)) return;
-      sources.set(sourceName, [...resources]);
+      const next = new Map<string, MeshResource>();
+      const changed: string[] = [];
+      for (const r of resources) {
+        const key = keyOf(r);
+        if (next.has(key)) {
+          logger.warn({ resource: key, kept: sourceName, ignored: sourceName }, `conflict: ${key} is defined by source ${sourceName} and source ${sourceName}; keeping ${sourceName}`);
+          continue;
+        }
+        const old = previous?.get(key);
+        // Equal content (ignoring `origin`) is no change: keep the object already merged.
+        if (old !== undefined && old !== r && sameResource(old, r)) next.set(key, old);
+        else next.set(key, r);
+        if (old !== next.get(key)) changed.push(key);
+      }
+      if (previous) for (const key of previous.keys()) if (!next.has(key)) changed.push(key);
+      sources.set(sourceName, next);
+      if (changed.length === 0) return;
+      for (const key of changed) dirty.add(key);
+      schedule();
+    },
+    updateSource(sourceName, changes) {
+      if (closed) {
+        logger.warn({ source: sourceName }, 'registry is closed: update ignored');
+        return;
+      }
+      let current = sources.get(sourceName);
+      if (!current) {
+        current = new Map();
+        sources.set(sourceName, current);
+      }
+      const changed: string[] = [];
+      for (const key of changes.removed) if (current.delete(key)) changed.push(key);
+      for (const r of changes.upserted) {
+        const key = keyOf(r);
+        const old = current.get(key);
+        // Equal content (ignoring `origin`) is no change, as in setSource.
+        if (old === r || (old !== undefined && sameResource(old, r))) continue;
+        current.set(key, r);
+        changed.push(key);
+      }
+      if (changed.length === 0) return;
+      for (const key of changed) dirty.add(key);
       schedule();
     },
     setStatusOverlay(sourceName, overlay) {
@@ -185,6 +251,8 @@ export function createRegistry(opts: RegistryOptions): Registry {
       if (overlay.size === 0 ? previous === undefined : sameOverlay(previous, overlay)) return;
       if (overlay.size === 0) overlays.delete(sourceName);
       else overlays.set(sourceName, new Map(overlay));
+      for (const key of previous?.keys() ?? []) dirty.add(key);
+      for (const key of overlay.keys()) dirty.add(key);
       schedule();
     },
     current: () => snapshot,

@@ -17,6 +17,7 @@ import {
 } from '../resources/types.js';
 import { comparePrecedence, resolveShortHost, routeTargetHosts } from '../resources/traffic-hosts.js';
 import type { DestinationRule, GRPCRoute, HTTPRoute, VirtualService } from '../resources/traffic-types.js';
+import { freezeMap } from './read-only-maps.js';
 import type { MeshSnapshot } from './types.js';
 
 /** Freezes a plain-data value and everything inside it; returns it. */
@@ -28,18 +29,8 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
-function readOnly(): never {
-  throw new TypeError('a registry snapshot is immutable');
-}
-
-/** Makes a Map read-only at run time too (its mutators throw), then freezes it. */
-function freezeMap<K, V>(map: Map<K, V>): ReadonlyMap<K, V> {
-  Object.defineProperties(map, { set: { value: readOnly }, delete: { value: readOnly }, clear: { value: readOnly } });
-  return Object.freeze(map);
-}
-
-/** Groups values by a key; the lists are frozen. */
-function groupBy<T>(items: readonly T[], key: (t: T) => string): ReadonlyMap<string, readonly T[]> {
+/** Groups values by a key (each list in `items` order); the lists are frozen. */
+export function groupBy<T>(items: readonly T[], key: (t: T) => string): ReadonlyMap<string, readonly T[]> {
   const out = new Map<string, T[]>();
   for (const item of items) {
     const k = key(item);
@@ -59,7 +50,7 @@ export function namespacedName(r: { metadata: { namespace: string; name: string 
 export { comparePrecedence } from '../resources/traffic-hosts.js';
 
 /** Indexes `items` (already in precedence order) under each of `hosts(item)`; the lists are frozen. */
-function indexByHosts<T>(items: readonly T[], hosts: (t: T) => readonly string[]): ReadonlyMap<string, readonly T[]> {
+export function indexByHosts<T>(items: readonly T[], hosts: (t: T) => readonly string[]): ReadonlyMap<string, readonly T[]> {
   const out = new Map<string, T[]>();
   for (const item of items) {
     for (const h of new Set(hosts(item))) {
@@ -75,7 +66,8 @@ function indexByHosts<T>(items: readonly T[], hosts: (t: T) => readonly string[]
 /** `resourceKey` of each resource object put in a snapshot (frozen there, so the key cannot change). */
 const KEYS = new WeakMap<MeshResource, string>();
 
-function keyOfFrozen(r: MeshResource): string {
+/** `resourceKey(r)`, remembered for frozen objects (those of a snapshot). */
+export function keyOfFrozen(r: MeshResource): string {
   let key = KEYS.get(r);
   if (key === undefined) {
     key = resourceKey(r);
@@ -87,13 +79,30 @@ function keyOfFrozen(r: MeshResource): string {
 /** Effective labels of each WorkloadEntry object (frozen, so unchanged from one snapshot to the next). */
 const WORKLOAD_LABELS = new WeakMap<WorkloadEntry, Readonly<Record<string, string>>>();
 
-function labelsOfWorkload(we: WorkloadEntry): Readonly<Record<string, string>> {
+/** `workloadLabels(we)`, frozen and remembered per WorkloadEntry object. */
+export function labelsOfWorkload(we: WorkloadEntry): Readonly<Record<string, string>> {
   let labels = WORKLOAD_LABELS.get(we);
   if (!labels) {
     labels = Object.freeze(workloadLabels(we));
     WORKLOAD_LABELS.set(we, labels);
   }
   return labels;
+}
+
+/** The keys of each snapshot's `resources`, in the same (sorted) order; see {@link sortedKeysOf}. */
+const SORTED_KEYS = new WeakMap<MeshSnapshot, readonly string[]>();
+
+/**
+ * The keys of `snapshot.resources` in their order, for snapshots made by {@link buildSnapshot} or
+ * `updateSnapshot` (undefined for any other object).
+ */
+export function sortedKeysOf(snapshot: MeshSnapshot): readonly string[] | undefined {
+  return SORTED_KEYS.get(snapshot);
+}
+
+/** Records the sorted keys of a snapshot made here (frozen). */
+export function rememberSortedKeys(snapshot: MeshSnapshot, keys: string[]): void {
+  SORTED_KEYS.set(snapshot, Object.freeze(keys));
 }
 
 /**
@@ -214,7 +223,7 @@ export function buildSnapshot(version: number, resources: readonly MeshResource[
   for (const list of workloadsByService.values()) Object.freeze(list);
   for (const list of servicesByWorkload.values()) Object.freeze(list);
 
-  return Object.freeze({
+  const snapshot: MeshSnapshot = Object.freeze({
     version,
     resources: Object.freeze(sorted),
     workloadEntries: Object.freeze(workloadEntries),
@@ -247,4 +256,6 @@ export function buildSnapshot(version: number, resources: readonly MeshResource[
     authorizationPoliciesByNamespace: groupBy(authorizationPolicies, (p) => p.metadata.namespace),
     requestAuthenticationsByNamespace: groupBy(requestAuthentications, (p) => p.metadata.namespace),
   });
+  rememberSortedKeys(snapshot, keyed.map((x) => x.key));
+  return snapshot;
 }

@@ -21,20 +21,6 @@ export function withConditions<R extends MeshResource>(r: R, conditions: readonl
   return { ...r, status: { ...r.status, conditions: [...kept, ...conditions] } };
 }
 
-/**
- * Applies every overlay, in order, to the merged resources (by key); keys that name no merged
- * resource are ignored. Mutates and returns `merged`.
- */
-export function applyStatusOverlays(merged: Map<string, MeshResource>, overlays: Iterable<StatusOverlay>): Map<string, MeshResource> {
-  for (const overlay of overlays) {
-    for (const [key, conditions] of overlay) {
-      const r = merged.get(key);
-      if (r) merged.set(key, withConditions(r, conditions));
-    }
-  }
-  return merged;
-}
-
 /** True when two overlays hold the same keys with equal conditions. */
 export function sameOverlay(a: StatusOverlay | undefined, b: StatusOverlay): boolean {
   if (a === undefined || a.size !== b.size) return false;

@@ -15,7 +15,11 @@ import type {
 } from '../resources/types.js';
 import type { DestinationRule, GRPCRoute, HTTPRoute, VirtualService } from '../resources/traffic-types.js';
 
-/** An immutable, indexed snapshot of the mesh. */
+/**
+ * An immutable, indexed snapshot of the mesh. The lists are in the order each field states; the
+ * maps are for lookups: only `byKey` iterates in a defined order (key order), the other maps'
+ * iteration order is not meaningful (a snapshot derived from the previous one edits them in place).
+ */
 export interface MeshSnapshot {
   /** Increases by one with every published change. */
   readonly version: number;
@@ -60,7 +64,7 @@ export interface MeshSnapshot {
   readonly httpRoutesByHost: ReadonlyMap<string, readonly HTTPRoute[]>;
   /** GRPCRoutes by each mesh host their parentRefs target, sorted as above. */
   readonly grpcRoutesByHost: ReadonlyMap<string, readonly GRPCRoute[]>;
-  /** Every resource by its key `Kind/namespace/name` (`resourceKey`). */
+  /** Every resource by its key `Kind/namespace/name` (`resourceKey`); iterates in key order. */
   readonly byKey: ReadonlyMap<string, MeshResource>;
   /** WorkloadEntries by namespace. */
   readonly workloadsByNamespace: ReadonlyMap<string, readonly WorkloadEntry[]>;

@@ -112,7 +112,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     onUpdate: (resources) => registry.setSource('file', resources),
   });
   await fileSource.start();
-  const storeSource = createStoreSource({ resources: store.resources, logger: logger.child({ component: 'store-source' }), onUpdate: (resources) => registry.setSource('api', resources) });
+  const storeSource = createStoreSource({
+    resources: store.resources,
+    logger: logger.child({ component: 'store-source' }),
+    onUpdate: (resources) => registry.setSource('api', resources),
+    // Each later write passes only what it changed: its cost does not grow with the store.
+    onChanges: (changes) => registry.updateSource('api', changes),
+  });
   await storeSource.start();
   // The Consul catalog (issue 5): waits at most 5 s for the first answers; an unreachable Consul is
   // a stale source (see /readyz), never a failed start.

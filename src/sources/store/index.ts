@@ -1,2 +1,2 @@
 /** The store source: API-written resources into the registry (see `source.ts`). */
-export { createStoreSource, type StoreSource, type StoreSourceOptions } from './source.js';
+export { createStoreSource, type StoreSource, type StoreSourceChanges, type StoreSourceOptions } from './source.js';

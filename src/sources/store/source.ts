@@ -6,8 +6,8 @@
  *
  * On `start()` the source subscribes to the store's change notifications, then lists everything
  * and delivers it; each later batch of changes (one committed transaction, in revision order) is
- * applied to its in-memory copy and the full set is delivered again (the registry diffs and
- * debounces). Events at or below the listed revision are skipped, so nothing is applied twice.
+ * applied to its in-memory copy and either only what it changed (`onChanges`) or the full set
+ * (`onUpdate`) is delivered again (the registry diffs and debounces). Events at or below the listed revision are skipped, so nothing is applied twice.
  * A PostgreSQL store delivers its notifications the same way (LISTEN/NOTIFY plus catch-up by
  * revision), so this source does not change.
  */
@@ -19,8 +19,23 @@ import type { ResourceEvent, ResourceStore } from '../../store/types.js';
 export interface StoreSourceOptions {
   resources: ResourceStore;
   logger: Logger;
-  /** Called with the full resource set after `start()` and after every change. */
+  /**
+   * Called with the full resource set after `start()`, and after every later change unless
+   * `onChanges` is given.
+   */
   onUpdate: (resources: MeshResource[]) => void;
+  /**
+   * Called after every change following `start()` with only what it changed (the objects put, the
+   * keys `Kind/namespace/name` deleted), instead of `onUpdate` with the full set: a write costs
+   * what it changed, not the size of the store (see `Registry.updateSource`).
+   */
+  onChanges?: (changes: StoreSourceChanges) => void;
+}
+
+/** What one batch of store changes did to the source's set. */
+export interface StoreSourceChanges {
+  upserted: MeshResource[];
+  removed: string[];
 }
 
 /** A running store source. */
@@ -35,25 +50,33 @@ export interface StoreSource {
 
 /** Creates the store source; nothing happens until `start()`. */
 export function createStoreSource(opts: StoreSourceOptions): StoreSource {
-  const { resources: store, logger, onUpdate } = opts;
+  const { resources: store, logger, onUpdate, onChanges } = opts;
   const current = new Map<string, MeshResource>();
   let revision = 0;
   let started = false;
   let pending: ResourceEvent[][] | undefined = [];
   let unsubscribe: (() => void) | undefined;
 
-  function apply(events: readonly ResourceEvent[]): boolean {
-    let changed = false;
+  /** Applies the events not applied yet; returns what they changed (undefined: nothing). */
+  function apply(events: readonly ResourceEvent[]): StoreSourceChanges | undefined {
+    const upserted = new Map<string, MeshResource>();
+    const removed = new Set<string>();
     for (const e of events) {
       if (e.revision <= revision) continue;
       const key = resourceKey(e.object);
-      if (e.type === 'DELETED') current.delete(key);
-      else current.set(key, e.object);
-      changed = true;
+      if (e.type === 'DELETED') {
+        current.delete(key);
+        upserted.delete(key);
+        removed.add(key);
+      } else {
+        current.set(key, e.object);
+        removed.delete(key);
+        upserted.set(key, e.object);
+      }
     }
     const last = events[events.length - 1];
     if (last && last.revision > revision) revision = last.revision;
-    return changed;
+    return upserted.size + removed.size > 0 ? { upserted: [...upserted.values()], removed: [...removed] } : undefined;
   }
 
   function deliver(): void {
@@ -69,9 +92,11 @@ export function createStoreSource(opts: StoreSourceOptions): StoreSource {
           pending.push([...events]);
           return;
         }
-        if (apply(events)) {
+        const changes = apply(events);
+        if (changes) {
           logger.debug({ revision, changes: events.length }, 'store changes applied');
-          deliver();
+          if (onChanges) onChanges(changes);
+          else deliver();
         }
       });
       let cont: string | undefined;
