@@ -10,6 +10,8 @@
  *   `{group: networking.istio.io, kind: ServiceEntry, name}` → every host of that ServiceEntry;
  *   `{group: networking.istio.io, kind: Hostname, name: <host>}` → the host itself.
  *   `namespace` defaults to the route's namespace.
+ * - A parentRef's `port` and `sectionName` narrow it to the service port of that number / name
+ *   ({@link parentRefSelectsPort}).
  */
 import type { BackendObjectReference, ParentReference } from './traffic-types.js';
 import type { ServiceEntry } from './types.js';
@@ -71,6 +73,40 @@ function refKind(group: string, kind: string): MeshRefKind {
   if (group === ISTIO_NETWORKING_GROUP && kind === 'Hostname') return 'Hostname';
   if (group === GATEWAY_API_GROUP && kind === 'Gateway') return 'Gateway';
   return 'other';
+}
+
+/** A port of a service as a Gateway API parentRef selects it: its number and its ServiceEntry port name. */
+export interface ParentPort {
+  number: number;
+  name: string;
+}
+
+/**
+ * Whether a parentRef selects service port `port` (GAMMA; Gateway API `ParentReference`: for a
+ * Service parent `port` is the service port number and `sectionName` the service port name; when
+ * both are set both must match; neither set: every port of the service). Skiff reads a ServiceEntry
+ * or Hostname parent the same way, with the ServiceEntry's `ports[].number` / `ports[].name`.
+ * The host is checked separately ({@link refHosts}).
+ */
+export function parentRefSelectsPort(ref: { port?: number; sectionName?: string }, port: ParentPort): boolean {
+  if (ref.port !== undefined && ref.port !== port.number) return false;
+  if (ref.sectionName !== undefined && ref.sectionName !== port.name) return false;
+  return true;
+}
+
+/**
+ * Why a parentRef selects none of the service's `ports`: a `sectionName` or `port` the service
+ * does not have, or both set and naming different ports. Undefined when it selects at least one
+ * (or sets neither). `host` names the service in the message, e.g.
+ * `service reviews.demo.svc.cluster.local has no port named "grpc" (it has http (9080), admin (9090))`.
+ */
+export function parentRefPortProblem(ref: { port?: number; sectionName?: string }, host: string, ports: readonly ParentPort[]): string | undefined {
+  if (ref.port === undefined && ref.sectionName === undefined) return undefined;
+  if (ports.some((p) => parentRefSelectsPort(ref, p))) return undefined;
+  const list = ports.length === 0 ? 'it defines no ports' : `it has ${ports.map((p) => `${p.name} (${p.number})`).join(', ')}`;
+  if (ref.sectionName !== undefined && !ports.some((p) => p.name === ref.sectionName)) return `service ${host} has no port named "${ref.sectionName}" (${list})`;
+  if (ref.port !== undefined && !ports.some((p) => p.number === ref.port)) return `service ${host} has no port ${ref.port} (${list})`;
+  return `sectionName "${ref.sectionName ?? ''}" and port ${ref.port ?? ''} name different ports of service ${host} (${list})`;
 }
 
 /** Finds a ServiceEntry by namespace and name. */

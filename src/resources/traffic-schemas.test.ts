@@ -298,6 +298,17 @@ void describe('HTTPRoute schema', () => {
     ]);
   });
 
+  void it('rejects a parentRef sectionName that is not a DNS-1123 name (empty, underscore)', () => {
+    const rules = '  rules: [{backendRefs: [{name: a, port: 80}]}]\n';
+    assert.deepEqual(errorsOf(`${routeHead('HTTPRoute')}  parentRefs:\n  - {group: "", kind: Service, name: a, sectionName: ""}\n${rules}`), [
+      't.yaml:6 spec.parentRefs[0].sectionName: invalid sectionName "": a DNS-1123 subdomain (for a Service parent, the name of a service port)',
+    ]);
+    assert.deepEqual(errorsOf(`${routeHead('GRPCRoute')}  parentRefs:\n  - {group: "", kind: Service, name: a, sectionName: http_admin}\n${rules}`), [
+      't.yaml:6 spec.parentRefs[0].sectionName: invalid sectionName "http_admin": a DNS-1123 subdomain (for a Service parent, the name of a service port)',
+    ]);
+    assert.deepEqual(errorsOf(`${routeHead('HTTPRoute')}  parentRefs:\n  - {group: "", kind: Service, name: a, sectionName: http-admin}\n${rules}`), []);
+  });
+
   void it('needs a parentRef naming a mesh service; Gateway parents are a warning', () => {
     assert.deepEqual(errorsOf(`${routeHead('HTTPRoute')}  rules: [{backendRefs: [{name: a, port: 80}]}]\n`), [
       't.yaml:4 spec.parentRefs: parentRefs is required: a mesh route attaches to a Service (group ""), ServiceEntry or Hostname (group networking.istio.io)',

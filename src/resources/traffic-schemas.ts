@@ -564,13 +564,25 @@ const gatewayGroupSchema = checkedString((v) => (v === '' || /^[a-z0-9]([-a-z0-9
 const gatewayKindSchema = checkedString((v) => (/^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/.test(v) && v.length <= 63 ? undefined : `invalid kind ${describeValue(v)}`));
 const gatewayNamespaceSchema = checkedString((v) => (isDns1123Label(v) ? undefined : `invalid namespace ${describeValue(v)}: must be a DNS-1123 label`));
 
-/** Gateway API `ParentReference`; which kinds a mesh route may use is checked on the route. */
+/**
+ * Gateway API `SectionName`: a DNS-1123 subdomain of 1-253 characters (for a Service parent, a
+ * port name). Letter case is not enforced, as for ServiceEntry port names (`portNameSchema`), so a
+ * port named `HTTP` can be selected; the match itself is exact.
+ */
+const sectionNameSchema = checkedString((v) =>
+  v.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/i.test(v) ? undefined : `invalid sectionName ${describeValue(v)}: a DNS-1123 subdomain (for a Service parent, the name of a service port)`,
+);
+
+/**
+ * Gateway API `ParentReference`; which kinds a mesh route may use is checked on the route. For a
+ * mesh parent, `port` and `sectionName` select one service port by number / name.
+ */
 const parentRefSchema = z.strictObject({
   group: gatewayGroupSchema.optional(),
   kind: gatewayKindSchema.optional(),
   namespace: gatewayNamespaceSchema.optional(),
   name: k8sNameSchema,
-  sectionName: z.string().optional(),
+  sectionName: sectionNameSchema.optional(),
   port: portNumberSchema.optional(),
 });
 

@@ -389,7 +389,9 @@ export interface ParentReference {
   kind?: string;
   namespace?: string;
   name: string;
+  /** For a mesh parent: the service port name; the route attaches to that port only. */
   sectionName?: string;
+  /** For a mesh parent: the service port number; the route attaches to that port only (both set: both must match). */
   port?: number;
 }
 

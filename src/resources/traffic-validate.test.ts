@@ -144,6 +144,29 @@ void describe('traffic references across the set', () => {
     ]);
   });
 
+  void it('checks a parentRef sectionName (service port name) and port against the service ports', () => {
+    // reviews with two ports: http 9080 and admin 9090.
+    const se2 = SE.replace('ports: [{name: http, number: 9080, protocol: HTTP}]', 'ports: [{name: http, number: 9080, protocol: HTTP}, {name: admin, number: 9090, protocol: HTTP}]');
+    const backend = '{name: reviews, port: 9080}';
+    for (const parent of ['{group: "", kind: Service, name: reviews, sectionName: admin}', '{group: "", kind: Service, name: reviews, sectionName: admin, port: 9090}', '{group: networking.istio.io, kind: ServiceEntry, name: reviews, port: 9090}']) {
+      assert.deepEqual(check(docs(se2, ROUTE(parent, backend))), { errors: [], warnings: [] }, parent);
+    }
+    assert.deepEqual(check(docs(se2, ROUTE('{group: "", kind: Service, name: reviews, sectionName: grpc}', backend, 'GRPCRoute'))).errors, [
+      'mesh.yaml:15 spec.parentRefs[0].sectionName: parentRef: service reviews.demo.svc.cluster.local has no port named "grpc" (it has http (9080), admin (9090))',
+    ]);
+    assert.deepEqual(check(docs(se2, ROUTE('{group: networking.istio.io, kind: Hostname, name: reviews.demo.svc.cluster.local, port: 7000}', backend))).errors, [
+      'mesh.yaml:15 spec.parentRefs[0].port: parentRef: service reviews.demo.svc.cluster.local has no port 7000 (it has http (9080), admin (9090))',
+    ]);
+    assert.deepEqual(check(docs(se2, ROUTE('{group: "", kind: Service, name: reviews, sectionName: http, port: 9090}', backend))).errors, [
+      'mesh.yaml:15 spec.parentRefs[0].port: parentRef: sectionName "http" and port 9090 name different ports of service reviews.demo.svc.cluster.local (it has http (9080), admin (9090))',
+    ]);
+    // What the API runs on a request body against the mesh's ServiceEntries (422 invalid-references).
+    const body = parseResources(ROUTE('{group: "", kind: Service, name: reviews, sectionName: grpc}', backend), 'request body', { source: 'api' });
+    const mesh = parseResources(se2, 'se.yaml').resources;
+    const fromApi = validateResourceSet([...mesh, ...body.resources], body.locate, { references: true }).errors.map(formatIssue);
+    assert.deepEqual(fromApi, ['request body:5 spec.parentRefs[0].sectionName: parentRef: service reviews.demo.svc.cluster.local has no port named "grpc" (it has http (9080), admin (9090))']);
+  });
+
   void it('warns when a VirtualService and an HTTPRoute target one host, naming both: the VirtualService wins', () => {
     const r = check(docs(SE, VS(['- destination: {host: reviews}']), ROUTE('{group: "", kind: Service, name: reviews}', '{name: reviews, port: 9080}')));
     assert.deepEqual(r.errors, []);

@@ -9,7 +9,8 @@
  * - {@link trafficSetIssues}: references across the whole set, so a change that breaks one is
  *   rejected whole and the last good snapshot keeps serving. Errors: a destination / backendRef
  *   host no ServiceEntry defines, a `subset` no DestinationRule for that host defines, a port the
- *   service lacks. Warning: a VirtualService and an HTTPRoute/GRPCRoute for the same host.
+ *   service lacks, a parentRef `port` / `sectionName` (service port number / name) that selects
+ *   no port of its service. Warning: a VirtualService and an HTTPRoute/GRPCRoute for the same host.
  *
  * Precedence rule when a VirtualService and a Gateway API route both target one host: Istio does
  * not define the outcome; Skiff uses the VirtualService (the route is ignored for that host) and
@@ -19,8 +20,19 @@
  * ServiceEntry `exportTo` is not considered: every ServiceEntry is visible to every resource.
  */
 import type { PathSegment } from './issues.js';
-import { backendRefKind, comparePrecedence, parentRefKind, refHosts, resolveShortHost, routeTargetHosts, type MeshRefKind, type ServiceEntryLookup } from './traffic-hosts.js';
-import type { BackendObjectReference, Destination, DestinationRule, GRPCRoute, HTTPRoute, TrafficPolicy, VirtualService } from './traffic-types.js';
+import {
+  backendRefKind,
+  comparePrecedence,
+  parentRefKind,
+  parentRefPortProblem,
+  refHosts,
+  resolveShortHost,
+  routeTargetHosts,
+  type MeshRefKind,
+  type ParentPort,
+  type ServiceEntryLookup,
+} from './traffic-hosts.js';
+import type { BackendObjectReference, Destination, DestinationRule, GRPCRoute, HTTPRoute, ParentReference, TrafficPolicy, VirtualService } from './traffic-types.js';
 import type { MeshResource, ServiceEntry } from './types.js';
 
 /** One issue about one resource, at a path inside it (the caller adds file and line). */
@@ -228,6 +240,23 @@ export function trafficSetIssues(resources: readonly MeshResource[], options: { 
     checkRef(r, backendRefKind(ref), ref, base, what);
   };
 
+  /**
+   * Checks a parentRef: its service, then its `port` / `sectionName` (Gateway API: the service
+   * port number / name; both set: one port must match both) against the ServiceEntry ports.
+   */
+  const checkParent = (r: HTTPRoute | GRPCRoute, ref: ParentReference, base: PathSegment[]): void => {
+    const hosts = checkRef(r, parentRefKind(ref), { name: ref.name, ...(ref.namespace === undefined ? {} : { namespace: ref.namespace }) }, base, 'parentRef');
+    if (hosts.length === 0) return;
+    const ports: ParentPort[] = [];
+    for (const se of hosts.flatMap((h) => servicesFor(h, services))) {
+      for (const p of se.spec.ports ?? []) if (!ports.some((o) => o.number === p.number)) ports.push({ number: p.number, name: p.name });
+    }
+    const problem = parentRefPortProblem(ref, hosts.join(', '), ports);
+    if (problem === undefined) return;
+    const field = ref.sectionName !== undefined && !ports.some((p) => p.name === ref.sectionName) ? 'sectionName' : 'port';
+    errors.push({ resource: r, path: [...base, field], message: `parentRef: ${problem}` });
+  };
+
   const vsByHost = new Map<string, VirtualService>();
   const virtualServices = resources.filter((r): r is VirtualService => r.kind === 'VirtualService').sort(comparePrecedence);
   for (const vs of virtualServices) {
@@ -277,7 +306,7 @@ export function trafficSetIssues(resources: readonly MeshResource[], options: { 
       });
       (r.spec.tcp ?? []).forEach((t, i) => (t.route ?? []).forEach((d, j) => checkDestination(r, d.destination, ['spec', 'tcp', i, 'route', j, 'destination'])));
     } else if (r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute') {
-      (r.spec.parentRefs ?? []).forEach((ref, i) => checkRef(r, parentRefKind(ref), ref, ['spec', 'parentRefs', i], 'parentRef'));
+      (r.spec.parentRefs ?? []).forEach((ref, i) => checkParent(r, ref, ['spec', 'parentRefs', i]));
       (r.spec.rules ?? []).forEach((rule, i) => {
         const at: PathSegment[] = ['spec', 'rules', i];
         const filters = (list: readonly { type: string; requestMirror?: { backendRef: BackendObjectReference } }[] | undefined, base: PathSegment[]): void => {

@@ -122,3 +122,97 @@ spec:
     ]);
   });
 });
+
+void describe('parentRef port and sectionName (GAMMA: attach to one service port)', () => {
+  // One service, two HTTP ports: "http" 9080 and "admin" 9090.
+  const TWO_PORTS = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: shelf, namespace: shop}
+spec:
+  hosts: [shelf.shop.svc.cluster.local]
+  ports: [{name: http, number: 9080, protocol: HTTP}, {name: admin, number: 9090, protocol: HTTP}]
+  resolution: STATIC
+`;
+  const shelf = { host: 'shelf.shop.svc.cluster.local', namespace: 'shop' };
+  const route = (name: string, parent: string): string => `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: ${name}, namespace: shop}
+spec:
+  parentRefs: [${parent}]
+  rules:
+    - backendRefs: [{name: shelf, port: 9080}]
+`;
+  const grpc = (name: string, parent: string): string => `
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: ${name}, namespace: shop}
+spec:
+  parentRefs: [${parent}]
+  rules:
+    - backendRefs: [{name: shelf, port: 9090}]
+`;
+  /** The route source of the virtual host of shelf on `port` (undefined: the default route). */
+  const sourceOn = (snap: MeshSnapshot, port: number): string | undefined => httpRoutesForHost(snap, shelf, ctx('shop', port))?.source;
+
+  void test('sectionName attaches the route to the port of that name only', () => {
+    const snap = snapshot(`${TWO_PORTS}---${route('by-name', '{group: "", kind: Service, name: shelf, sectionName: admin}')}`);
+    assert.equal(sourceOn(snap, 9090), 'HTTPRoute/shop/by-name');
+    assert.equal(sourceOn(snap, 9080), undefined);
+  });
+
+  void test('port attaches the route to that port only; neither port nor sectionName: every port', () => {
+    const snap = snapshot(
+      [TWO_PORTS, route('by-port', '{group: "", kind: Service, name: shelf, port: 9080}'), route('all', '{group: networking.istio.io, kind: ServiceEntry, name: shelf}').replace('shelf, port: 9080}]', 'shelf, port: 9090}]')].join('---'),
+    );
+    assert.equal(sourceOn(snap, 9080), 'HTTPRoute/shop/all, HTTPRoute/shop/by-port');
+    assert.equal(sourceOn(snap, 9090), 'HTTPRoute/shop/all');
+    // Which backend a request on each port gets: the rules of the routes attached there.
+    const on9090 = httpRoutesForHost(snap, shelf, ctx('shop', 9090));
+    assert.deepEqual(
+      on9090?.routes.map((r) => (r.action.kind === 'forward' ? r.action.clusters.map((c) => c.cluster) : [])),
+      [['outbound|9090||shelf.shop.svc.cluster.local']],
+    );
+  });
+
+  void test('port and sectionName together must name the same port; GRPCRoute parentRefs follow the same rule', () => {
+    const snap = snapshot(
+      [
+        TWO_PORTS,
+        route('both', '{group: "", kind: Service, name: shelf, sectionName: http, port: 9080}'),
+        route('mismatch', '{group: "", kind: Service, name: shelf, sectionName: http, port: 9090}'),
+        grpc('rpc', '{group: networking.istio.io, kind: Hostname, name: shelf.shop.svc.cluster.local, sectionName: admin}'),
+      ].join('---'),
+    );
+    assert.equal(sourceOn(snap, 9080), 'HTTPRoute/shop/both');
+    assert.equal(sourceOn(snap, 9090), 'GRPCRoute/shop/rpc');
+  });
+
+  void test('the port names of the service given by the caller (the merged ports of a MeshService) are used', () => {
+    const snap = snapshot(`${TWO_PORTS}---${route('by-name', '{group: "", kind: Service, name: shelf, sectionName: metrics}')}`);
+    const merged = { ...shelf, ports: [{ number: 9080, name: 'http' }, { number: 9090, name: 'admin' }, { number: 9100, name: 'metrics' }] };
+    assert.equal(httpRoutesForHost(snap, merged, ctx('shop', 9100))?.source, 'HTTPRoute/shop/by-name');
+    assert.equal(httpRoutesForHost(snap, merged, ctx('shop', 9080))?.source, undefined);
+  });
+
+  void test('a sectionName or port the service lacks attaches nowhere, with a warning naming the route and its ports', () => {
+    const text = [
+      TWO_PORTS,
+      route('ghost', '{group: "", kind: Service, name: shelf, sectionName: grpc}'),
+      route('far', '{group: "", kind: Service, name: shelf, port: 7000}'),
+      route('crossed', '{group: "", kind: Service, name: shelf, sectionName: http, port: 9090}'),
+    ].join('---');
+    const parsed = parseResources(`${SERVICES}---\n${text}`, 'test.yaml');
+    const snap = buildSnapshot(1, parsed.resources);
+    for (const port of [9080, 9090]) {
+      const c = ctx('shop', port);
+      assert.equal(httpRoutesForHost(snap, shelf, c), undefined);
+      assert.deepEqual([...c.warnings].sort(), [
+        'HTTPRoute/shop/crossed parentRefs[0]: sectionName "http" and port 9090 name different ports of service shelf.shop.svc.cluster.local (it has http (9080), admin (9090)): the route does not attach to this parent',
+        'HTTPRoute/shop/far parentRefs[0]: service shelf.shop.svc.cluster.local has no port 7000 (it has http (9080), admin (9090)): the route does not attach to this parent',
+        'HTTPRoute/shop/ghost parentRefs[0]: service shelf.shop.svc.cluster.local has no port named "grpc" (it has http (9080), admin (9090)): the route does not attach to this parent',
+      ]);
+    }
+  });
+});

@@ -8,11 +8,13 @@
  *  - else the Gateway API HTTPRoutes and GRPCRoutes attached to the host (GAMMA): "consumer" routes
  *    (in the proxy's namespace, when that is not the service's) replace "producer" routes (in the
  *    service's namespace), as the Gateway API mesh spec says; their rules are merged and ordered
- *    by the spec's precedence.
+ *    by the spec's precedence. A parentRef with `port` attaches its route to that service port
+ *    only, with `sectionName` to the port of that name only (both: the port matching both).
  * When a VirtualService and Gateway API routes both target a host, the VirtualService wins and a
  * warning says so (Skiff's documented rule).
  */
-import type { GRPCRoute, HTTPRoute, VirtualService } from '../../resources/traffic-types.js';
+import type { GRPCRoute, HTTPRoute, ParentReference, VirtualService } from '../../resources/traffic-types.js';
+import { parentRefPortProblem, parentRefSelectsPort, type ParentPort } from '../../resources/traffic-hosts.js';
 import { resourceKey } from '../../resources/types.js';
 import type { MeshSnapshot } from '../../registry/types.js';
 import type { RouteIR, TcpWeightedClusterIR } from '../../ir/traffic.js';
@@ -26,6 +28,23 @@ export interface RoutedService {
   host: string;
   /** The ServiceEntry's namespace. */
   namespace: string;
+  /**
+   * The service's ports (number and name), which a parentRef's `port` / `sectionName` select.
+   * Absent: the ports of the snapshot's ServiceEntries in `namespace` that define `host`.
+   */
+  ports?: readonly ParentPort[];
+}
+
+/** The ports of `svc`: its own list, else those of the ServiceEntries in its namespace defining its host. */
+function portsOf(snapshot: MeshSnapshot, svc: RoutedService): ParentPort[] {
+  if (svc.ports) return [...svc.ports];
+  const host = svc.host.toLowerCase();
+  const out: ParentPort[] = [];
+  for (const se of snapshot.serviceEntries) {
+    if (se.metadata.namespace !== svc.namespace || !se.spec.hosts.some((h) => h.toLowerCase() === host)) continue;
+    for (const p of se.spec.ports ?? []) if (!out.some((o) => o.number === p.number)) out.push({ number: p.number, name: p.name });
+  }
+  return out;
 }
 
 /** Expands a VirtualService host: a name without dots is short for `<name>.<ns>.svc.cluster.local`. */
@@ -72,16 +91,45 @@ export function virtualServiceFor(snapshot: MeshSnapshot, svc: RoutedService, pr
   return chosen;
 }
 
-/** The HTTPRoutes and GRPCRoutes attached to `svc` that apply to a proxy in `proxyNamespace`, oldest first. */
+/** Whether `ref` (a parentRef of a route in `routeNamespace`) names the host `host` (lower case). */
+function namesHost(snapshot: MeshSnapshot, ref: ParentReference, routeNamespace: string, host: string): boolean {
+  return parentRefHosts(ref, routeNamespace, snapshot.serviceEntries).some((h) => h.toLowerCase() === host);
+}
+
+/**
+ * The HTTPRoutes and GRPCRoutes attached to port `port` of `svc` that apply to a proxy in
+ * `proxyNamespace`, oldest first. A route attaches when one of its parentRefs names the service
+ * and selects that port: no `port` / `sectionName` (every port), a `port` equal to it, a
+ * `sectionName` equal to its name, or both (Gateway API `ParentReference`, GAMMA).
+ */
 export function gatewayRoutesFor(snapshot: MeshSnapshot, svc: RoutedService, proxyNamespace: string, port: number): Array<HTTPRoute | GRPCRoute> {
   const host = svc.host.toLowerCase();
-  const serviceEntries = snapshot.serviceEntries;
+  const servicePort: ParentPort = { number: port, name: portsOf(snapshot, svc).find((p) => p.number === port)?.name ?? '' };
   const attached = [...snapshot.httpRoutes, ...snapshot.grpcRoutes].filter((r) =>
-    (r.spec.parentRefs ?? []).some((p) => (p.port === undefined || p.port === port) && parentRefHosts(p, r.metadata.namespace, serviceEntries).some((h) => h.toLowerCase() === host)),
+    (r.spec.parentRefs ?? []).some((p) => parentRefSelectsPort(p, servicePort) && namesHost(snapshot, p, r.metadata.namespace, host)),
   );
   const consumer = attached.filter((r) => r.metadata.namespace === proxyNamespace && proxyNamespace !== svc.namespace);
   const chosen = consumer.length > 0 ? consumer : attached.filter((r) => r.metadata.namespace === svc.namespace);
   return chosen.sort(oldestFirst);
+}
+
+/**
+ * Reports the parentRefs naming `svc` whose `port` / `sectionName` select none of its ports: such
+ * a parentRef attaches its route nowhere (the set-level check rejects it when the ServiceEntries
+ * are part of the same set; this covers sets checked without references).
+ */
+function warnDanglingParentPorts(snapshot: MeshSnapshot, svc: RoutedService, warn: (msg: string) => void): void {
+  const host = svc.host.toLowerCase();
+  let ports: ParentPort[] | undefined;
+  for (const r of [...snapshot.httpRoutes, ...snapshot.grpcRoutes]) {
+    (r.spec.parentRefs ?? []).forEach((p, i) => {
+      if (p.port === undefined && p.sectionName === undefined) return;
+      if (!namesHost(snapshot, p, r.metadata.namespace, host)) return;
+      ports ??= portsOf(snapshot, svc);
+      const problem = parentRefPortProblem(p, svc.host, ports);
+      if (problem) warn(`${resourceKey(r)} parentRefs[${i}]: ${problem}: the route does not attach to this parent`);
+    });
+  }
 }
 
 function byKindAndKey(a: { kind: string }, b: { kind: string }): number {
@@ -96,6 +144,7 @@ function byKindAndKey(a: { kind: string }, b: { kind: string }): number {
 export function httpRoutesForHost(snapshot: MeshSnapshot, svc: RoutedService, ctx: RouteContext): { routes: RouteIR[]; source: string } | undefined {
   const vs = virtualServiceFor(snapshot, svc, ctx.proxyNamespace, ctx.warn);
   const gateway = gatewayRoutesFor(snapshot, svc, ctx.proxyNamespace, ctx.port);
+  warnDanglingParentPorts(snapshot, svc, ctx.warn);
   if (vs) {
     if (gateway.length > 0) {
       ctx.warn(`host ${svc.host}: ${resourceKey(vs)} and ${gateway.map(resourceKey).join(', ')} both route it: the VirtualService wins`);
