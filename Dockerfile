@@ -19,7 +19,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY src ./src
 COPY agents ./agents
-RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+RUN node scripts/build-native.mjs --require && npm run build && npm prune --omit=dev --no-audit --no-fund
 
 # Runtime stage: production dependencies only, non-root.
 FROM node:20-bookworm-slim

@@ -238,11 +238,11 @@ async function main(): Promise<void> {
       signingCore: { fn: () => ca.sign(csrPems[i++ & 63] ?? '', { spiffeId: SPIFFE_ID }), everyNthRound: 1, totals: { ops: 0, wallS: 0, cpuS: 0 } },
       signingCoreWebCrypto: {
         fn: async () => {
-          setNativeEcdsaEnabled(false);
+          const was = setNativeEcdsaEnabled(false);
           try {
             await ca.sign(csrPems[i++ & 63] ?? '', { spiffeId: SPIFFE_ID });
           } finally {
-            setNativeEcdsaEnabled(true);
+            setNativeEcdsaEnabled(was);
           }
         },
         everyNthRound: 1,

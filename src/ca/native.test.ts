@@ -9,7 +9,7 @@ import { CaError } from './errors.js';
 import { checkCsrKey } from './keys.js';
 import { nativeEcdsa, nativeEcdsaStatus, setNativeEcdsaEnabled } from './native.js';
 import { bitStringBytes, explicit, integerSmall, oid, octetString, seq, tlv, TRUE, Tag } from './der.js';
-import { parseCsrPem, verifyCsrSignatureSync } from './x509-der.js';
+import { parseCsrPem, verifyCsrSignature, verifyCsrSignatureSync } from './x509-der.js';
 import { toPem } from '../identity/csr.js';
 import { createSvidCsr } from '../identity/svid-csr.js';
 import { silentLogger } from '../observability/logger.js';
@@ -32,6 +32,37 @@ function withPaddedR(signature: Buffer): Buffer {
   const r = signature.subarray(4, 4 + rLen);
   const rest = signature.subarray(4 + rLen);
   return seq(tlv(Tag.INTEGER, Buffer.concat([Buffer.from([0]), r])), rest);
+}
+
+/** Group orders n (SEC 2 §2.4.2, §2.5.1). */
+const ORDER: Record<string, bigint> = {
+  'P-256': 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
+  'P-384': 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+};
+
+/** r and s of a DER ECDSA-Sig-Value written by node:crypto (short-form lengths). */
+function rsOf(signature: Buffer): [bigint, bigint] {
+  const at = signature[1]! & 0x80 ? 3 : 2;
+  const rLen = signature[at + 1]!;
+  const r = BigInt(`0x${signature.subarray(at + 2, at + 2 + rLen).toString('hex')}`);
+  const sLen = signature[at + 3 + rLen]!;
+  const s = BigInt(`0x${signature.subarray(at + 4 + rLen, at + 4 + rLen + sLen).toString('hex')}`);
+  return [r, s];
+}
+
+/** DER INTEGER content of a non-negative bigint (minimal, with a 0x00 when the top bit is set). */
+function intContent(v: bigint): Buffer {
+  let hex = v.toString(16);
+  if (hex.length % 2) hex = `0${hex}`;
+  const b = Buffer.from(hex, 'hex');
+  return b[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b;
+}
+
+/** ECDSA-Sig-Value of (r, s); `longForm` writes the SEQUENCE length in long form (BER, not DER). */
+function sigOf(r: bigint, s: bigint, longForm = false): Buffer {
+  const body = Buffer.concat([tlv(Tag.INTEGER, intContent(r)), tlv(Tag.INTEGER, intContent(s))]);
+  if (!longForm) return seq(body);
+  return Buffer.concat([Buffer.from([0x30, 0x81, body.length]), body]);
 }
 
 /** A P-256 CSR for `spiffeId` whose SubjectPublicKeyInfo carries the point in compressed form. */
@@ -75,6 +106,16 @@ describe('native ECDSA verifier (dist/native/skiff_ecdsa.node)', () => {
           ['trailing byte after the signature', data, Buffer.concat([good, Buffer.from([0])])],
           ['empty signature', data, Buffer.alloc(0)],
         ];
+        const n = ORDER[curve.name]!;
+        const [r, sv] = rsOf(good);
+        cases.push(
+          ['high-S form (n - s), which ECDSA accepts', data, sigOf(r, n - sv)],
+          ['r = 0', data, sigOf(0n, sv)],
+          ['s = 0', data, sigOf(r, 0n)],
+          ['r + n', data, sigOf(r + n, sv)],
+          ['s = n', data, sigOf(r, n)],
+          ['long-form SEQUENCE length', data, sigOf(r, sv, true)],
+        );
         for (const [what, d, sig] of cases) {
           const expected = crypto.verify(curve.hash, d, publicKey, sig);
           const digest = crypto.createHash(curve.hash).update(d).digest();
@@ -145,5 +186,24 @@ describe('native ECDSA verifier (dist/native/skiff_ecdsa.node)', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a CSR whose signature algorithm does not suit its key (sha256WithRSAEncryption on an EC key) is refused on both routes', async () => {
+    const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const spki = publicKey.export({ format: 'der', type: 'spki' });
+    const san = seq(oid('2.5.29.17'), TRUE, octetString(seq(tlv(0x86, Buffer.from(ALICE, 'ascii')))));
+    const info = seq(integerSmall(0), seq(), spki, explicit(0, seq(oid('1.2.840.113549.1.9.14'), tlv(Tag.SET, seq(san)))));
+    const signature = crypto.sign('sha256', info, privateKey); // an ECDSA signature...
+    const rsaAlg = seq(oid('1.2.840.113549.1.1.11'), tlv(0x05, Buffer.alloc(0))); // ...labelled sha256WithRSAEncryption
+    const csr = parseCsrPem(toPem(seq(info, rsaAlg, bitStringBytes(signature)), 'CERTIFICATE REQUEST'));
+    const pss = { ...csr, signatureAlgorithm: '1.2.840.113549.1.1.10' };
+    for (const enabled of [true, false]) {
+      setNativeEcdsaEnabled(enabled);
+      const key = await checkCsrKey(csr.spki);
+      assert.equal(key.verify('sha256', info, signature), true, 'the signature itself is a valid ECDSA one');
+      assert.equal(verifyCsrSignatureSync(csr, key), false);
+      assert.equal(await verifyCsrSignature(pss, key), false, 'RSA-PSS on an EC key');
+    }
+    setNativeEcdsaEnabled(true);
   });
 });

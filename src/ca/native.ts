@@ -38,38 +38,51 @@ let loaded: NativeEcdsa | null | undefined;
 let disabled = process.env['SKIFF_NATIVE_ECDSA'] === '0';
 let loadError: string | undefined;
 
-/** `dist/native/skiff_ecdsa.node` of the nearest package root above this module, if any. */
+/**
+ * `dist/native/skiff_ecdsa.node` of this module's package: the nearest directory above it that
+ * holds a `package.json` (from `src/ca/` or `dist/src/ca/`, the repository or the installed package;
+ * the search stops there, so it never picks up another package's file).
+ */
 function addonPath(): string | undefined {
   let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = path.join(dir, 'dist', 'native', NATIVE_ECDSA_FILE);
-    if (fs.existsSync(candidate)) return candidate;
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) {
+      const candidate = path.join(dir, 'dist', 'native', NATIVE_ECDSA_FILE);
+      return fs.existsSync(candidate) ? candidate : undefined;
+    }
     const up = path.dirname(dir);
-    if (up === dir) break;
+    if (up === dir) return undefined;
     dir = up;
   }
-  return undefined;
 }
 
-/** The addon must agree with `node:crypto` on a fresh key before the CA relies on it. */
+/** The addon must agree with `node:crypto` on fresh P-256 and P-384 keys before the CA relies on it. */
 function selfTest(addon: NativeEcdsa): boolean {
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const spki = publicKey.export({ format: 'der', type: 'spki' });
-  const point = spki.subarray(spki.length - 65);
   const data = Buffer.from('skiff native ECDSA self-test');
-  const signature = crypto.sign('sha256', data, privateKey);
-  const digest = crypto.createHash('sha256').update(data).digest();
-  const tampered = Buffer.from(signature);
-  tampered[tampered.length - 1] = (tampered[tampered.length - 1] ?? 0) ^ 1;
-  const offCurve = Buffer.from(point);
-  offCurve[64] = (offCurve[64] ?? 0) ^ 1;
-  return addon.verify(0, point, digest, signature) === 1 && addon.verify(0, point, digest, tampered) === 0 && addon.checkPoint(0, offCurve) === -1 && addon.checkPoint(0, point) === 1;
+  for (const [curveId, namedCurve, hash, length] of [
+    [0, 'P-256', 'sha256', 65],
+    [1, 'P-384', 'sha384', 97],
+  ] as const) {
+    const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve });
+    const spki = publicKey.export({ format: 'der', type: 'spki' });
+    const point = spki.subarray(spki.length - length);
+    const signature = crypto.sign(hash, data, privateKey);
+    const digest = crypto.createHash(hash).update(data).digest();
+    const tampered = Buffer.from(signature);
+    tampered[tampered.length - 1] = (tampered[tampered.length - 1] ?? 0) ^ 1;
+    const offCurve = Buffer.from(point);
+    offCurve[length - 1] = (offCurve[length - 1] ?? 0) ^ 1;
+    const ok = addon.verify(curveId, point, digest, signature) === 1 && addon.verify(curveId, point, digest, tampered) === 0 && addon.checkPoint(curveId, offCurve) === -1 && addon.checkPoint(curveId, point) === 1;
+    if (!ok) return false;
+  }
+  return true;
 }
 
 /**
  * The native verifier, loaded and self-tested on first call; undefined when it is not built,
  * cannot be loaded, fails its self-test, is switched off with `SKIFF_NATIVE_ECDSA=0`, or
- * {@link setNativeEcdsaEnabled}`(false)` was called. Never throws.
+ * {@link setNativeEcdsaEnabled}`(false)` was called, and in FIPS mode (`crypto.getFips()`: the
+ * addon calls OpenSSL's EC functions directly, outside its FIPS provider). Never throws.
  */
 export function nativeEcdsa(): NativeEcdsa | undefined {
   if (disabled) return undefined;
@@ -77,7 +90,9 @@ export function nativeEcdsa(): NativeEcdsa | undefined {
     loaded = null;
     try {
       const file = addonPath();
-      if (!file) {
+      if (crypto.getFips()) {
+        loadError = 'FIPS mode: CSRs are verified through the FIPS provider';
+      } else if (!file) {
         loadError = `${NATIVE_ECDSA_FILE} not built (node scripts/build-native.mjs)`;
       } else {
         const addon = createRequire(import.meta.url)(file) as NativeEcdsa;
@@ -100,9 +115,12 @@ export function nativeEcdsaStatus(): { active: boolean; reason?: string } {
 
 /**
  * Switches the native verifier on (the default, when it loads) or off for this process, so
- * benchmarks and tests can run the WebCrypto route side by side. Takes effect for CSR keys
- * checked after the call.
+ * benchmarks and tests can run the WebCrypto route side by side; returns whether it was on before,
+ * so a caller can put back what it found (`SKIFF_NATIVE_ECDSA=0` starts it off). Takes effect for
+ * CSR keys checked after the call.
  */
-export function setNativeEcdsaEnabled(enabled: boolean): void {
+export function setNativeEcdsaEnabled(enabled: boolean): boolean {
+  const was = !disabled;
   disabled = !enabled;
+  return was;
 }

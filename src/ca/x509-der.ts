@@ -30,14 +30,16 @@ export const Oid = {
   sha512WithRsa: '1.2.840.113549.1.1.13',
 } as const;
 
-const SIGNATURE_HASH: Record<string, string> = {
-  [Oid.ecdsaWithSha256]: 'sha256',
-  [Oid.ecdsaWithSha384]: 'sha384',
-  [Oid.ecdsaWithSha512]: 'sha512',
-  [Oid.sha256WithRsa]: 'sha256',
-  [Oid.sha384WithRsa]: 'sha384',
-  [Oid.sha512WithRsa]: 'sha512',
+/** Signature algorithms verified in one call, with the key type each needs (RFC 5758 §3.2, RFC 4055 §5). */
+const SIGNATURE_ALGORITHMS: Record<string, { hash: string; kind: 'ecdsa' | 'rsa' }> = {
+  [Oid.ecdsaWithSha256]: { hash: 'sha256', kind: 'ecdsa' },
+  [Oid.ecdsaWithSha384]: { hash: 'sha384', kind: 'ecdsa' },
+  [Oid.ecdsaWithSha512]: { hash: 'sha512', kind: 'ecdsa' },
+  [Oid.sha256WithRsa]: { hash: 'sha256', kind: 'rsa' },
+  [Oid.sha384WithRsa]: { hash: 'sha384', kind: 'rsa' },
+  [Oid.sha512WithRsa]: { hash: 'sha512', kind: 'rsa' },
 };
+const RSA_PSS = '1.2.840.113549.1.1.10';
 
 /** A SAN as read from a CSR. `type` follows RFC 5280 GeneralName choice names. */
 export interface CsrSan {
@@ -233,20 +235,23 @@ function generalName(der: Buffer, n: Node): CsrSan {
 
 /** The part of `checkCsrKey`'s answer that verifies signatures (`keys.ts` `CsrKeyInfo`). */
 export interface CsrVerifier {
+  /** The key type: a CSR signature algorithm for the other type fails (as Go's `CheckSignature`). */
+  kind: 'ecdsa' | 'rsa';
   /** True when `signature` over `data` verifies with `hash`; false otherwise, never throws. */
   verify(hash: string, data: Uint8Array, signature: Uint8Array): boolean;
 }
 
 /**
  * Verifies a CSR's self-signature with the CSR's own key (`key`, from `checkCsrKey`): ECDSA or
- * RSA PKCS#1 v1.5 with SHA-2 through `key.verify`; or with @peculiar/x509 for other algorithms
- * (RSA-PSS). SHA-1 and unknown algorithms fail.
+ * RSA PKCS#1 v1.5 with SHA-2 through `key.verify`; or with @peculiar/x509 for RSA-PSS. The
+ * signature algorithm must suit the key (ecdsa-with-SHA* for an EC key, RSA ones for an RSA
+ * key); SHA-1 and unknown algorithms fail.
  */
 export async function verifyCsrSignature(csr: ParsedCsr, key: CsrVerifier): Promise<boolean> {
   const direct = verifyCsrSignatureSync(csr, key);
   if (direct !== undefined) return direct;
   try {
-    if (csr.signatureAlgorithm === '1.2.840.113549.1.1.10') {
+    if (csr.signatureAlgorithm === RSA_PSS && key.kind === 'rsa') {
       return await new x509.Pkcs10CertificateRequest(new Uint8Array(csr.der)).verify();
     }
     return false;
@@ -261,9 +266,10 @@ export async function verifyCsrSignature(csr: ParsedCsr, key: CsrVerifier): Prom
  * needs the asynchronous path (RSA-PSS) or is refused there.
  */
 export function verifyCsrSignatureSync(csr: ParsedCsr, key: CsrVerifier): boolean | undefined {
-  const hash = SIGNATURE_HASH[csr.signatureAlgorithm];
-  if (!hash) return undefined;
-  return key.verify(hash, csr.info, csr.signature);
+  const alg = SIGNATURE_ALGORITHMS[csr.signatureAlgorithm];
+  if (!alg) return undefined;
+  if (alg.kind !== key.kind) return false;
+  return key.verify(alg.hash, csr.info, csr.signature);
 }
 
 /** A private key for signing certificates with `node:crypto`. */

@@ -241,6 +241,9 @@ describe('packaging: Dockerfile, npm tarball, systemd units, single-file agent b
     // The data dir (the volume) holds the CA root; the serving certificate carries the DNS names from env.
     assert.ok(fs.existsSync(path.join(env.SKIFF_DATA_DIR, 'trust-bundle.pem')), 'the CA root was written to the data volume');
     assert.match(proc.output(), /"grpcPort":\d+/);
+    // The image carries the CA's native CSR verifier and uses it (scripts/build-native.mjs --require in the build stage).
+    assert.ok(fs.existsSync(inStage(runtime, '/opt/skiff/dist/native/skiff_ecdsa.node')), 'dist/native/skiff_ecdsa.node missing from the image');
+    assert.match(proc.output(), /"csrVerify":"native"[^\n]*"msg":"CA loaded"/);
     proc.child.kill('SIGTERM');
     assert.equal(await proc.exited, 0);
     const down = spawnSync(hc!, hcArgs, { env, encoding: 'utf8' });
@@ -257,7 +260,7 @@ describe('packaging: Dockerfile, npm tarball, systemd units, single-file agent b
     const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: src, encoding: 'utf8', env: { ...process.env, ...npmEnv }, stdio: ['ignore', 'pipe', 'pipe'] })) as { filename: string; files: { path: string }[] }[];
     const tarball = path.join(tmp, packed[0]!.filename);
     const files = packed[0]!.files.map((f) => f.path);
-    for (const f of ['dist/src/cli/main.js', 'dist/agents/index.js', 'src/xds/protos/istio/ca.proto', 'package.json', 'README.md']) assert.ok(files.includes(f), `${f} is not in the tarball`);
+    for (const f of ['dist/src/cli/main.js', 'dist/agents/index.js', 'dist/native/skiff_ecdsa.node', 'src/xds/protos/istio/ca.proto', 'package.json', 'README.md']) assert.ok(files.includes(f), `${f} is not in the tarball`);
     const unwanted = files.filter((f) => f.endsWith('.test.js') || f.startsWith('test/') || (f.endsWith('.ts') && !f.startsWith('examples/')) || f.includes('skiff-agent-linux'));
     assert.deepEqual(unwanted, [], 'tests, TypeScript sources or the agent binary in the tarball');
 

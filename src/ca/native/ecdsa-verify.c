@@ -77,13 +77,12 @@ static napi_value result(napi_env env, int value) {
 static int load_point(curves_t *c, uint32_t curve, const unsigned char *point, size_t point_len) {
   if (point_len != POINT_LEN[curve] || point[0] != 0x04) return 0;
   const EC_GROUP *group = EC_KEY_get0_group(c->key[curve]);
-  if (EC_POINT_oct2point(group, c->point[curve], point, point_len, NULL) != 1 ||
-      EC_POINT_is_at_infinity(group, c->point[curve]) ||
-      EC_KEY_set_public_key(c->key[curve], c->point[curve]) != 1) {
-    ERR_clear_error();
-    return 0;
-  }
-  return 1;
+  ERR_set_mark();
+  int ok = EC_POINT_oct2point(group, c->point[curve], point, point_len, NULL) == 1 &&
+           !EC_POINT_is_at_infinity(group, c->point[curve]) &&
+           EC_KEY_set_public_key(c->key[curve], c->point[curve]) == 1;
+  ERR_pop_to_mark(); /* drop only the errors raised here: Node shares the thread's error queue */
+  return ok;
 }
 
 /* Reads the curve number and the first `n - 1` byte arguments after it; 0 after throwing. */
@@ -94,10 +93,12 @@ static int read_args(napi_env env, napi_callback_info info, size_t n, uint32_t *
     napi_throw_type_error(env, NULL, n == 4 ? "verify(curve, point, digest, signature) takes 4 arguments" : "checkPoint(curve, point) takes 2 arguments");
     return 0;
   }
-  if (napi_get_value_uint32(env, argv[0], curve) != napi_ok || *curve > 1) {
+  double curve_number = -1;
+  if (napi_get_value_double(env, argv[0], &curve_number) != napi_ok || !(curve_number == 0 || curve_number == 1)) {
     napi_throw_type_error(env, NULL, "curve must be 0 (P-256) or 1 (P-384)");
     return 0;
   }
+  *curve = (uint32_t)curve_number;
   for (size_t i = 1; i < n; i++) {
     if (!bytes_of(env, argv[i], &bytes[i - 1], &lens[i - 1])) {
       napi_throw_type_error(env, NULL, "point, digest and signature must be Uint8Arrays");
@@ -128,8 +129,9 @@ static napi_value verify(napi_env env, napi_callback_info info) {
   if (!read_args(env, info, 4, &curve, bytes, lens, &c)) return NULL;
   if (!load_point(c, curve, bytes[0], lens[0])) return result(env, -1);
   if (lens[2] == 0 || lens[2] > 2147483647 || lens[1] == 0 || lens[1] > 64) return result(env, 0);
+  ERR_set_mark();
   int ok = ECDSA_verify(0, bytes[1], (int)lens[1], bytes[2], (int)lens[2], c->key[curve]);
-  ERR_clear_error();
+  ERR_pop_to_mark();
   return result(env, ok == 1 ? 1 : 0);
 }
 
@@ -139,11 +141,14 @@ NAPI_MODULE_INIT() {
     napi_throw_error(env, NULL, "skiff_ecdsa: out of memory");
     return NULL;
   }
+  ERR_set_mark();
   for (int i = 0; i < 2; i++) {
     c->key[i] = EC_KEY_new_by_curve_name(CURVE_NID[i]);
     c->point[i] = c->key[i] ? EC_POINT_new(EC_KEY_get0_group(c->key[i])) : NULL;
+  }
+  ERR_pop_to_mark();
+  for (int i = 0; i < 2; i++) {
     if (c->point[i] == NULL) {
-      ERR_clear_error();
       free_curves(env, c, NULL);
       napi_throw_error(env, NULL, "skiff_ecdsa: OpenSSL has no P-256/P-384 group");
       return NULL;
