@@ -51,6 +51,11 @@ void describe('LayeredMap', () => {
     assert.throws(() => (m as Map<string, number>).delete('a'), /immutable/);
     assert.deepEqual([...m.keys()], ['a', 'b']);
     assert.throws(() => LayeredMap.edit(new Map<string, number | undefined>(), [['c', undefined]]), /may not be undefined/);
+    // A key set twice, or set and removed in one edit, is counted once or not at all.
+    const twice = LayeredMap.edit(new Map([['a', 1]]), [['x', 2], ['x', 3]]);
+    assert.deepEqual([twice.size, [...twice]], [2, [['a', 1], ['x', 3]]]);
+    const setAndRemoved = LayeredMap.edit(new Map([['a', 1]]), [['x', 2]], ['x']);
+    assert.deepEqual([setAndRemoved.size, setAndRemoved.has('x'), [...setAndRemoved]], [1, false, [['a', 1]]]);
   });
 });
 

@@ -46,13 +46,18 @@ export class LayeredMap<K, V> implements ReadonlyMap<K, V> {
     const base = map instanceof LayeredMap ? (map.base as ReadonlyMap<K, V>) : map;
     const layer = new Map<K, V | typeof GONE>(map instanceof LayeredMap ? (map.layer as ReadonlyMap<K, V | typeof GONE>) : []);
     let size = map.size;
+    // Whether `k` is present as edited so far (a key may come twice, or be set and then removed).
+    const present = (k: K): boolean => {
+      const v = layer.get(k);
+      return v === undefined ? base.has(k) : v !== GONE;
+    };
     for (const [k, v] of set) {
       if (v === undefined) throw new TypeError('LayeredMap: a value may not be undefined');
-      if (!map.has(k)) size++;
+      if (!present(k)) size++;
       layer.set(k, v);
     }
     for (const k of removed) {
-      if (map.has(k)) size--;
+      if (present(k)) size--;
       if (base.has(k)) layer.set(k, GONE);
       else layer.delete(k);
     }

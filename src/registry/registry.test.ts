@@ -95,6 +95,23 @@ void describe('registry debounce', () => {
     assert.equal(registry.current().workloadEntries[0]?.spec.address, '10.0.1.30');
   });
 
+  void it('when the source that owned a key drops it and another source has equal content, the key changes owner (origin.source)', () => {
+    const fromFile = we('api-1', '10.0.0.1', { app: 'api' });
+    const fromApi: WorkloadEntry = { ...we('api-1', '10.0.0.1', { app: 'api' }), origin: { source: 'api' } };
+    registry.setSource('file', [fromFile]);
+    registry.setSource('api', [fromApi]);
+    registry.flush();
+    assert.equal(registry.current().byKey.get('WorkloadEntry/demo/api-1')?.origin?.source, 'file');
+    registry.setSource('file', []);
+    registry.flush();
+    assert.equal(published.length, 2);
+    assert.deepEqual([...(published[1]?.event.changedKeys ?? [])], ['WorkloadEntry/demo/api-1']);
+    assert.equal(registry.current().byKey.get('WorkloadEntry/demo/api-1')?.origin?.source, 'api', 'the API now owns it (it may change it)');
+    registry.setSource('file', [fromFile]);
+    registry.flush();
+    assert.equal(registry.current().byKey.get('WorkloadEntry/demo/api-1')?.origin?.source, 'file', 'the first source wins again');
+  });
+
   void it('fires nothing when content equal to the published one is set again', () => {
     registry.setSource('file', [we('api-1', '10.0.0.1', { app: 'api' }), se('api', 'api.demo.svc', { app: 'api' })]);
     registry.flush();

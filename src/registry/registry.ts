@@ -154,7 +154,10 @@ export function createRegistry(opts: RegistryOptions): Registry {
         continue;
       }
       if (old && copyOf.get(r) === old) continue;
-      if (old && sameResource(old, r)) {
+      // Equal content from another source (the source that defined the key first dropped it) is a
+      // change: `origin.source` says who owns the key (the API refuses writes to keys other sources
+      // own). Only a new file or line in the same source's origin is not.
+      if (old && sameResource(old, r) && old.origin?.source === r.origin?.source) {
         copyOf.set(r, old);
         continue;
       }
