@@ -251,4 +251,45 @@ void describe('file source', () => {
     await waitFor(() => updates.length === 3, 'the reload after an edit in the new target');
     assert.deepEqual(addressesOf(updates[2]), ['a=10.0.0.2', 'b=10.0.0.3']);
   });
+
+  void it('watches a config directory replaced at the same path (rm -rf and copy, or a rename swap), and SIGHUP-style reload() re-watches it', async () => {
+    const conf = path.join(dir, 'conf');
+    await mkdir(conf);
+    await writeFile(path.join(conf, 'a.yaml'), workload('a', '10.0.0.1'));
+    await start(50, { dir: conf, targetCheckMs: 50 });
+    assert.deepEqual(addressesOf(updates[0]), ['a=10.0.0.1']);
+
+    // rm -rf, then a fresh copy at the same path: a new inode the old watch does not see.
+    await rm(conf, { recursive: true, force: true });
+    await mkdir(conf);
+    await writeFile(path.join(conf, 'a.yaml'), workload('a', '10.0.0.2'));
+    await waitFor(() => updates.some((u) => addressesOf(u)?.join() === 'a=10.0.0.2'), 'the reload after the directory was replaced');
+    // Later edits in the new directory are seen: the watch moved to it.
+    await writeFile(path.join(conf, 'b.yaml'), workload('b', '10.0.0.3'));
+    await waitFor(() => updates.some((u) => addressesOf(u)?.join() === 'a=10.0.0.2,b=10.0.0.3'), 'an edit in the replaced directory');
+
+    // A rename swap: mv conf conf.old && mv conf.new conf.
+    const next = path.join(dir, 'conf.new');
+    await mkdir(next);
+    await writeFile(path.join(next, 'a.yaml'), workload('a', '10.0.0.4'));
+    await rename(conf, path.join(dir, 'conf.old'));
+    await rename(next, conf);
+    await waitFor(() => updates.some((u) => addressesOf(u)?.join() === 'a=10.0.0.4'), 'the reload after the rename swap');
+    await writeFile(path.join(conf, 'c.yaml'), workload('c', '10.0.0.5'));
+    await waitFor(() => updates.some((u) => addressesOf(u)?.join() === 'a=10.0.0.4,c=10.0.0.5'), 'an edit after the rename swap');
+  });
+
+  void it('reload() re-watches a replaced directory even with the periodic check off', async () => {
+    const conf = path.join(dir, 'conf2');
+    await mkdir(conf);
+    await writeFile(path.join(conf, 'a.yaml'), workload('a', '10.0.0.1'));
+    await start(50, { dir: conf, targetCheckMs: 0 });
+    await rm(conf, { recursive: true, force: true });
+    await mkdir(conf);
+    await writeFile(path.join(conf, 'a.yaml'), workload('a', '10.0.0.2'));
+    assert.equal(await source?.reload(), true);
+    assert.deepEqual(addressesOf(updates.at(-1)), ['a=10.0.0.2']);
+    await writeFile(path.join(conf, 'b.yaml'), workload('b', '10.0.0.3'));
+    await waitFor(() => addressesOf(updates.at(-1))?.join() === 'a=10.0.0.2,b=10.0.0.3', 'an edit after reload() re-watched the new directory');
+  });
 });

@@ -93,6 +93,8 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
   let checking: Promise<void> | undefined;
   /** What `dir` and `dir/..data` resolved to at the last check (`''`: did not resolve). */
   let targets: Targets | undefined;
+  /** The "does not resolve" warning was logged (once per episode). */
+  let missingLogged = false;
   let timer: NodeJS.Timeout | undefined;
   let burstStart: number | undefined;
   let running: Promise<void> | undefined;
@@ -224,15 +226,26 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
     if (w) await w.close();
   }
 
-  /** Compares what `dir` and `dir/..data` resolve to with the last check; re-watches and reloads on a change. */
+  /**
+   * Compares what `dir` and `dir/..data` resolve to (path and inode) with the last check;
+   * re-watches and reloads on a change. A directory replaced at the same path (`rm -rf` and a
+   * copy, or a rename swap) has a new inode: the watchers were on the old one.
+   */
   async function checkTargets(): Promise<void> {
     const now = await resolveTargets(dir);
     const before = targets;
-    // A symlink caught missing mid-replacement (`ln -sfn` is unlink + symlink): look again next time.
-    if (stopped || before === undefined || now.root === '') return;
+    if (stopped || before === undefined) return;
+    if (now.root === '') {
+      // Caught mid-replacement (`ln -sfn` is unlink + symlink), or gone: look again next time.
+      if (!missingLogged) logger.warn({ dir }, 'config directory does not resolve (missing, or a dangling symlink); the last configuration keeps serving');
+      missingLogged = true;
+      return;
+    }
+    missingLogged = false;
     targets = now;
-    if (now.root !== before.root) {
-      logger.info({ dir, target: now.root, previous: before.root }, 'config directory now resolves to another directory; watching it');
+    if (now.root !== before.root || now.rootId !== before.rootId) {
+      const replaced = now.root === before.root;
+      logger.info({ dir, target: now.root, previous: before.root }, replaced ? 'config directory was replaced; watching the new one' : 'config directory now resolves to another directory; watching it');
       await stopWatching();
       if (stopped) return;
       await startWatching();
@@ -280,7 +293,19 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
     stop,
     lastError: () => (rejection ? rejection.issues.map(formatIssue).join('\n') : undefined),
     async reload() {
-      if (!stopped) await runLoads();
+      if (stopped) return rejection === undefined;
+      // A replaced directory (new inode, or a re-pointed symlink) is watched anew first.
+      if (targets !== undefined) {
+        while (checking) await checking;
+        const check = checkTargets()
+          .catch((err: unknown) => logger.error({ err }, 'checking where the config directory resolves failed'))
+          .finally(() => {
+            checking = undefined;
+          });
+        checking = check;
+        await check;
+      }
+      await runLoads();
       return rejection === undefined;
     },
   };
@@ -289,13 +314,16 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
 /** Where `dir` and `dir/..data` resolve to (`''` when a path does not resolve). */
 interface Targets {
   root: string;
+  /** `dev:ino` of `root` ('' when it does not resolve): a directory replaced at the same path differs. */
+  rootId: string;
   data: string;
 }
 
 async function resolveTargets(dir: string): Promise<Targets> {
   const real = (p: string): Promise<string> => fsp.realpath(p).catch(() => '');
   const [root, data] = await Promise.all([real(dir), real(path.join(dir, '..data'))]);
-  return { root, data };
+  const st = root === '' ? undefined : await fsp.stat(root).catch(() => undefined);
+  return { root, rootId: st ? `${st.dev}:${st.ino}` : '', data };
 }
 
 /** True when both lists' resources come from the same files and lines, index by index (the lists have equal lengths). */
