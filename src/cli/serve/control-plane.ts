@@ -254,7 +254,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     grpcServer.bindAsync(
       `${hostPort(opts.listenAddress, opts.grpcPort)}`,
       meshServerCredentials({ certChainPem: serving.certChainPem, keyPem: serving.keyPem, trustBundlePem }),
-      (err, port) => (err ? reject(err) : resolve(port)),
+      (err, port) => (err ? reject(new Error(`gRPC (xDS and CA, --grpc-port): cannot listen on ${hostPort(opts.listenAddress, opts.grpcPort)}: ${err.message}`)) : resolve(port)),
     );
   });
 
@@ -279,7 +279,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   });
   const monitoringServer: ServerType = serve({ fetch: monitoringApp.fetch, port: opts.monitoringPort, hostname: opts.listenAddress });
   const monitoringPort = await new Promise<number>((resolve, reject) => {
-    monitoringServer.once('error', reject);
+    monitoringServer.once('error', (err: Error) => reject(new Error(`monitoring (--monitoring-port): cannot listen on ${hostPort(opts.listenAddress, opts.monitoringPort)}: ${err.message}`)));
     const ready = () => {
       const addr = monitoringServer.address();
       resolve(typeof addr === 'object' && addr ? addr.port : opts.monitoringPort);
