@@ -16,6 +16,24 @@ export function freezeMap<K, V>(map: Map<K, V>): ReadonlyMap<K, V> {
   return Object.freeze(map);
 }
 
+/** The mutators of the read-only maps below: they throw, as a frozen Map's do (a snapshot's maps are immutable). */
+abstract class ReadOnlyMutators {
+  /** Throws: a snapshot's maps are immutable. */
+  set(): never {
+    return readOnly();
+  }
+
+  /** Throws, see `set`. */
+  delete(): never {
+    return readOnly();
+  }
+
+  /** Throws, see `set`. */
+  clear(): never {
+    return readOnly();
+  }
+}
+
 /** Marks a key the layer removes. */
 const GONE: unique symbol = Symbol('gone');
 
@@ -28,12 +46,13 @@ const FLATTEN_MIN = 64;
  * then keys the base lacks; its order is not otherwise meaningful (a snapshot's index maps are for
  * lookups).
  */
-export class LayeredMap<K, V> implements ReadonlyMap<K, V> {
+export class LayeredMap<K, V> extends ReadOnlyMutators implements ReadonlyMap<K, V> {
   private constructor(
     private readonly base: ReadonlyMap<K, V>,
     private readonly layer: ReadonlyMap<K, V | typeof GONE>,
     readonly size: number,
   ) {
+    super();
     Object.freeze(this);
   }
 
@@ -103,21 +122,6 @@ export class LayeredMap<K, V> implements ReadonlyMap<K, V> {
     for (const [k, v] of this.entries()) callback.call(thisArg, v, k, this);
   }
 
-  /** Throws: a snapshot's maps are immutable (as a frozen Map's mutators throw). */
-  set(): never {
-    return readOnly();
-  }
-
-  /** Throws, see `set`. */
-  delete(): never {
-    return readOnly();
-  }
-
-  /** Throws, see `set`. */
-  clear(): never {
-    return readOnly();
-  }
-
   get [Symbol.toStringTag](): string {
     return 'LayeredMap';
   }
@@ -127,13 +131,14 @@ export class LayeredMap<K, V> implements ReadonlyMap<K, V> {
  * A read-only map of resources by key that iterates in key order: lookups go to `lookup`, iteration
  * walks `keys` and `values` (parallel arrays, sorted by key).
  */
-export class KeyOrderedMap<V> implements ReadonlyMap<string, V> {
+export class KeyOrderedMap<V> extends ReadOnlyMutators implements ReadonlyMap<string, V> {
   constructor(
     /** The same entries, for lookups (any order). */
     readonly lookup: ReadonlyMap<string, V>,
     private readonly sortedKeys: readonly string[],
     private readonly sortedValues: readonly V[],
   ) {
+    super();
     Object.freeze(this);
   }
 
@@ -167,21 +172,6 @@ export class KeyOrderedMap<V> implements ReadonlyMap<string, V> {
 
   forEach(callback: (value: V, key: string, map: ReadonlyMap<string, V>) => void, thisArg?: unknown): void {
     for (let i = 0; i < this.sortedKeys.length; i++) callback.call(thisArg, this.sortedValues[i]!, this.sortedKeys[i]!, this);
-  }
-
-  /** Throws: a snapshot's maps are immutable (as a frozen Map's mutators throw). */
-  set(): never {
-    return readOnly();
-  }
-
-  /** Throws, see `set`. */
-  delete(): never {
-    return readOnly();
-  }
-
-  /** Throws, see `set`. */
-  clear(): never {
-    return readOnly();
   }
 
   get [Symbol.toStringTag](): string {
