@@ -28,6 +28,7 @@
  *   `fs.watch` event be lost.
  */
 import { watch as watchEntries, promises as fsp, type FSWatcher as EntryWatcher } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../../observability/logger.js';
@@ -93,6 +94,8 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
   let checking: Promise<void> | undefined;
   /** What `dir` and `dir/..data` resolved to at the last check (`''`: did not resolve). */
   let targets: Targets | undefined;
+  /** The watched directory, held open while watched (see `startWatching`). */
+  let rootPin: FileHandle | undefined;
   /** The "does not resolve" warning was logged (once per episode). */
   let missingLogged = false;
   let timer: NodeJS.Timeout | undefined;
@@ -204,6 +207,18 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
     }
     if (!isDir || stopped) return;
     try {
+      // Holding the directory open keeps its inode allocated after an `rm -rf`, so a directory
+      // re-created at the same path cannot reuse the inode number (`checkTargets` compares it).
+      rootPin = await fsp.open(dir, 'r');
+    } catch {
+      // Unreadable or gone: the load reports it; the path check still runs.
+    }
+    if (stopped) {
+      await rootPin?.close();
+      rootPin = undefined;
+      return;
+    }
+    try {
       // Kubernetes' atomic writer renames `..data_tmp` over `..data`: an event on a `..` entry.
       const ew = watchEntries(dir, (_event, name) => {
         if (name === null || name.startsWith('..')) schedule();
@@ -221,6 +236,9 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
   async function stopWatching(): Promise<void> {
     entryWatcher?.close();
     entryWatcher = undefined;
+    const pin = rootPin;
+    rootPin = undefined;
+    await pin?.close().catch(() => undefined);
     const w = watcher;
     watcher = undefined;
     if (w) await w.close();
