@@ -54,7 +54,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       })
     : serve({ fetch, port: opts.port, hostname: opts.hostname });
   const port = await new Promise<number>((resolve, reject) => {
-    const onError = (err: Error) => reject(new Error(`API: cannot listen on ${opts.hostname}:${opts.port}: ${err.message}`));
+    const onError = (err: Error) => reject(new Error(`API (--api-port): cannot listen on ${opts.hostname}:${opts.port}: ${err.message}`));
     server.once('error', onError);
     const ready = () => {
       server.off('error', onError);

@@ -1,7 +1,7 @@
 /**
  * `skiff serve` with a port already in use stops with one line naming the flag and the address,
- * and exit code 1 (the API port already did; the gRPC and monitoring ports printed grpc-js's or
- * Node's raw text).
+ * and exit code 1 (the gRPC and monitoring ports printed grpc-js's or Node's raw text; grpc-js
+ * still logs its own line first).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -34,6 +34,7 @@ void describe('skiff serve: a port in use', () => {
   for (const [flag, what] of [
     ['--grpc-port', 'gRPC (xDS and CA, --grpc-port)'],
     ['--monitoring-port', 'monitoring (--monitoring-port)'],
+    ['--api-port', 'API (--api-port)'],
   ] as const) {
     void it(`${flag} in use: exit 1 with "${what}: cannot listen on 127.0.0.1:<port>"`, async () => {
       const ports: Record<string, string> = { '--grpc-port': '0', '--monitoring-port': '0', '--api-port': '0', [flag]: String(port) };
